@@ -1,0 +1,99 @@
+# connector-operator: `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+IMAGE ?= connector-operator:dev
+KIND_CLUSTER_NAME ?= connector-operator
+CLUSTER_DIR ?= $(HOME)/.cache/connector-operator/cluster
+export CONNECTOR_CLUSTER_DIR := $(CLUSTER_DIR)
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+.PHONY: install
+install: $(VENV)/.installed ## Create .venv with the operator and its dev tools
+
+.PHONY: run
+run: install ## Run the operator: current kube context, else the local control plane
+	@hack/run.sh
+
+.PHONY: test
+test: install lint cluster-build ## Run the whole suite: lint, unit and integration tests
+	$(BIN)/pytest
+
+.PHONY: test-unit
+test-unit: install ## Run the unit tests only (no cluster)
+	$(BIN)/pytest tests/unit
+
+.PHONY: lint
+lint: install ## ruff, formatting, mypy strict, import contracts, CRD drift
+	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+.PHONY: fmt
+fmt: install ## Format and autofix the code
+	$(BIN)/ruff format operator tests
+	$(BIN)/ruff check --fix operator tests
+
+.PHONY: crds
+crds: install ## Regenerate crds/ from the models
+	$(BIN)/python -m connector_operator.crd crds/dataspace.dev_connectors.yaml
+
+.PHONY: cluster-build
+cluster-build: ## Build the control plane binaries into ~/.cache (only when missing)
+	@tests/cluster/build.sh >/dev/null
+
+.PHONY: cluster-up
+cluster-up: cluster-build ## Start the local control plane in the background; prints the KUBECONFIG line
+	@$(PYTHON) tests/cluster/controlplane.py up --dir $(CLUSTER_DIR)
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane and remove its state
+	@$(PYTHON) tests/cluster/controlplane.py down --dir $(CLUSTER_DIR)
+
+.PHONY: deploy
+deploy: ## Apply the CRD and deploy/ (kustomize) to the current kube context
+	kubectl apply -f crds/
+	kubectl apply -k deploy/
+
+.PHONY: undeploy
+undeploy: ## Remove deploy/ and the CRD from the current kube context
+	kubectl delete -k deploy/ --ignore-not-found
+	kubectl delete -f crds/ --ignore-not-found
+
+.PHONY: image
+image: ## Build the operator image (needs Docker)
+	docker build -t $(IMAGE) .
+
+.PHONY: kind-up
+kind-up: ## Create a kind cluster and load the operator image (needs Docker)
+	kind create cluster --name $(KIND_CLUSTER_NAME) --wait 180s
+	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER_NAME)
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster
+	kind delete cluster --name $(KIND_CLUSTER_NAME)
+
+.PHONY: test-kind
+test-kind: install image ## Run the suite against a fresh kind cluster (needs Docker)
+	CONNECTOR_TEST_BACKEND=kind OPERATOR_IMAGE=$(IMAGE) $(BIN)/pytest
+
+.PHONY: bench
+bench: install cluster-build ## Run the benchmarks against the local control plane
+	$(BIN)/python -m tests.bench
