@@ -1,0 +1,1 @@
+"""connector-operator: a Kopf operator that runs dataspace Connectors on Kubernetes."""
