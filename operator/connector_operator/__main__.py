@@ -1,0 +1,76 @@
+"""The operator's entry point: configuration, logging, metrics, then Kopf (I/O at the edge)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+import kopf
+import prometheus_client
+
+from connector_operator import handlers
+from connector_operator.config import ConfigError, OperatorConfig, from_env
+from connector_operator.kube import Kube, load_api_client
+from connector_operator.leader import LeaderElector
+from connector_operator.reconcile import Reconciler
+
+
+async def run(cfg: OperatorConfig) -> None:
+    kube = Kube(load_api_client())
+    reconciler = Reconciler(kube, cfg)
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, reconciler, cfg)
+    lost = asyncio.Event()
+    holding: asyncio.Task[None] | None = None
+    if cfg.leader_election:
+        elector = LeaderElector(
+            kube, cfg.lease_name, cfg.lease_namespace, kube.identity, cfg.lease_duration_seconds
+        )
+        await elector.acquire()
+        holding = asyncio.create_task(elector.hold(lost))
+    await reconciler.prime(cfg.namespaces)
+    await kopf.operator(
+        registry=registry,
+        standalone=True,  # Kopf's own peering is replaced by the Lease
+        clusterwide=not cfg.namespaces,
+        namespaces=list(cfg.namespaces),
+        liveness_endpoint=f"http://0.0.0.0:{cfg.health_port}/healthz" if cfg.health_port else None,
+        stop_flag=lost,
+    )
+    if holding is not None:
+        holding.cancel()
+    if lost.is_set():
+        # Another replica may lead now: exit, and let the Deployment restart this one as a
+        # candidate, rather than reconcile beside the new leader.
+        sys.exit(1)
+
+
+def main() -> None:
+    try:
+        cfg = from_env(os.environ)
+    except ConfigError as error:
+        print(f"connector-operator: {error}", file=sys.stderr)
+        sys.exit(2)
+    kopf.configure(
+        debug=cfg.log_level == "DEBUG",
+        verbose=cfg.log_level == "DEBUG",
+        quiet=cfg.log_level in ("WARNING", "ERROR"),
+        log_format=kopf.LogFormat.JSON if cfg.log_format == "json" else kopf.LogFormat.PLAIN,
+        log_refkey="connector",
+    )
+    logging.getLogger().setLevel(cfg.log_level)
+    # The client library logs request bodies at DEBUG: never let it, credentials travel there.
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    if cfg.log_level != "DEBUG":
+        # Kopf reports every watch event it hands to a handler; at INFO that is noise.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    if cfg.metrics_port:
+        prometheus_client.start_http_server(cfg.metrics_port)
+    asyncio.run(run(cfg))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""The operator's configuration, parsed from environment variables (pure: stdlib only)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_IMAGE = "ghcr.io/dataspace-dev/connector:0.1.0"
+PREFIX = "CONNECTOR_OPERATOR_"
+
+
+class ConfigError(ValueError):
+    """A configuration variable has a value the operator cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    number: int
+
+
+@dataclass(frozen=True)
+class Probe:
+    """An HTTP probe on one of the configured ports."""
+
+    path: str
+    port: str
+    initial_delay_seconds: int = 5
+    period_seconds: int = 10
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    image: str = DEFAULT_IMAGE
+    image_pull_policy: str = "IfNotPresent"
+    ports: tuple[Port, ...] = ()
+    resources: Mapping[str, Any] = field(
+        default_factory=lambda: {
+            "requests": {"cpu": "100m", "memory": "256Mi"},
+            "limits": {"memory": "512Mi"},
+        }
+    )
+    readiness_probe: Probe | None = None
+    liveness_probe: Probe | None = None
+    progress_deadline_seconds: int = 600
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    log_level: str = "INFO"
+    log_format: str = "json"
+    metrics_port: int = 8080
+    health_port: int = 8081
+    leader_election: bool = True
+    lease_name: str = "connector-operator"
+    lease_namespace: str = "connector-operator-system"
+    lease_duration_seconds: int = 15
+    workers: int = 4
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What of this configuration shapes a Connector's pod (part of its config hash)."""
+        return {
+            "image": self.image,
+            "imagePullPolicy": self.image_pull_policy,
+            "ports": [[p.name, p.number] for p in self.ports],
+            "resources": self.resources,
+            "readiness": _probe_key(self.readiness_probe),
+            "liveness": _probe_key(self.liveness_probe),
+        }
+
+
+def _probe_key(probe: Probe | None) -> list[Any] | None:
+    if probe is None:
+        return None
+    return [probe.path, probe.port, probe.initial_delay_seconds, probe.period_seconds]
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{PREFIX}{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(PREFIX + name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{PREFIX}{name}={raw!r} must be true or false")
+
+
+def _ports(raw: str) -> tuple[Port, ...]:
+    """`http=8080,management=8181` -> ports named for the Service and the probes."""
+    ports: list[Port] = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, number = item.partition("=")
+        if not sep or not number.isdigit() or not 0 < int(number) < 65536 or not name.isalnum():
+            raise ConfigError(
+                f"{PREFIX}PORTS item {item!r} must be name=number (e.g. http=8080, 1-65535)"
+            )
+        ports.append(Port(name.lower(), int(number)))
+    if len({p.name for p in ports}) != len(ports):
+        raise ConfigError(f"{PREFIX}PORTS names a port twice: {raw!r}")
+    return tuple(ports)
+
+
+def _probe(env: Mapping[str, str], name: str, ports: tuple[Port, ...]) -> Probe | None:
+    """`/health` on the first port, or `/health@management` on a named one."""
+    raw = env.get(PREFIX + name, "").strip()
+    if not raw:
+        return None
+    path, _, port = raw.partition("@")
+    if not path.startswith("/"):
+        raise ConfigError(f"{PREFIX}{name}={raw!r}: the path must start with '/'")
+    names = [p.name for p in ports]
+    if not names:
+        raise ConfigError(f"{PREFIX}{name} needs {PREFIX}PORTS to name the port it probes")
+    port = port or names[0]
+    if port not in names:
+        raise ConfigError(f"{PREFIX}{name}={raw!r}: port {port!r} is not in {PREFIX}PORTS")
+    return Probe(path=path, port=port)
+
+
+def _resources(raw: str | None) -> Mapping[str, Any] | None:
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{PREFIX}RESOURCES is not JSON: {error}") from None
+    if not isinstance(value, dict) or not set(value) <= {"requests", "limits"}:
+        raise ConfigError(
+            f'{PREFIX}RESOURCES must look like {{"requests": {{...}}, "limits": {{...}}}}'
+        )
+    return value
+
+
+def from_env(env: Mapping[str, str]) -> OperatorConfig:
+    """Reads every `CONNECTOR_OPERATOR_*` variable; unset ones keep their defaults."""
+    defaults = OperatorConfig()
+    ports = _ports(env.get(PREFIX + "PORTS", ""))
+    log_format = env.get(PREFIX + "LOG_FORMAT", defaults.log_format).lower()
+    if log_format not in ("json", "text"):
+        raise ConfigError(f"{PREFIX}LOG_FORMAT={log_format!r} must be json or text")
+    log_level = env.get(PREFIX + "LOG_LEVEL", defaults.log_level).upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"{PREFIX}LOG_LEVEL={log_level!r} must be DEBUG, INFO, WARNING or ERROR")
+    namespaces = tuple(
+        ns.strip() for ns in env.get(PREFIX + "NAMESPACES", "").split(",") if ns.strip()
+    )
+    return OperatorConfig(
+        image=env.get(PREFIX + "IMAGE") or defaults.image,
+        image_pull_policy=env.get(PREFIX + "IMAGE_PULL_POLICY") or defaults.image_pull_policy,
+        ports=ports,
+        resources=_resources(env.get(PREFIX + "RESOURCES")) or defaults.resources,
+        readiness_probe=_probe(env, "READINESS_PROBE", ports),
+        liveness_probe=_probe(env, "LIVENESS_PROBE", ports),
+        progress_deadline_seconds=_int(env, "PROGRESS_DEADLINE_SECONDS", 600, minimum=1),
+        namespaces=namespaces,
+        log_level=log_level,
+        log_format=log_format,
+        metrics_port=_int(env, "METRICS_PORT", defaults.metrics_port),
+        health_port=_int(env, "HEALTH_PORT", defaults.health_port),
+        leader_election=_bool(env, "LEADER_ELECTION", defaults.leader_election),
+        lease_name=env.get(PREFIX + "LEASE_NAME") or defaults.lease_name,
+        lease_namespace=env.get(PREFIX + "LEASE_NAMESPACE") or defaults.lease_namespace,
+        lease_duration_seconds=_int(
+            env, "LEASE_DURATION_SECONDS", defaults.lease_duration_seconds, minimum=3
+        ),
+        workers=_int(env, "WORKERS", defaults.workers, minimum=1),
+    )

@@ -1,0 +1,221 @@
+"""The only module that talks to the Kubernetes API server (the official client, off the event
+loop, plain dicts: no model deserialization)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from connector_operator import metrics
+from connector_operator.models import GROUP, PLURAL, VERSION
+
+log = logging.getLogger(__name__)
+FIELD_MANAGER = "connector-operator"
+APPLY = "application/apply-patch+yaml"
+MERGE = "application/merge-patch+json"
+TIMEOUT = (5, 30)  # connect, read (seconds)
+
+
+class NotFoundError(Exception):
+    """The object does not exist."""
+
+
+class ConflictError(Exception):
+    """The write raced another one (409); the caller retries from fresh state."""
+
+
+class TransientError(Exception):
+    """The API server could not answer now (5xx, 429, a dropped connection); retry."""
+
+
+def load_api_client() -> client.ApiClient:
+    """In a pod: its ServiceAccount; elsewhere: KUBECONFIG or ~/.kube/config."""
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return client.ApiClient(configuration)
+
+
+def path_of(manifest: Mapping[str, Any]) -> str:
+    """The REST path of a namespaced object from its apiVersion, kind and name."""
+    api_version, kind = manifest["apiVersion"], manifest["kind"]
+    meta = manifest["metadata"]
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    plural = {"Secret": "secrets", "Service": "services", "Deployment": "deployments"}[kind]
+    return f"{base}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
+
+
+def connector_path(namespace: str, name: str) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+
+
+class Kube:
+    """Async verbs over one API client; every write is counted in the metrics."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.identity = f"{socket.gethostname()}-{os.getpid()}"
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        content_type: str = "application/json",
+        query: list[tuple[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        def call() -> dict[str, Any]:
+            method_, url, headers, _, _ = self.api.param_serialize(
+                method=method,
+                resource_path=path,
+                query_params=query or [],
+                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                auth_settings=["BearerToken"],
+            )
+            # The client serializes JSON bodies itself; an apply patch (YAML, of which JSON is a
+            # subset) goes as the text we give it.
+            payload = json.dumps(body) if content_type == APPLY and body is not None else body
+            response = self.api.call_api(
+                method_, url, header_params=headers, body=payload, _request_timeout=TIMEOUT
+            )
+            raw: bytes = response.read()  # type: ignore[no-untyped-call]
+            if not 200 <= response.status < 300:
+                raise _status_error(response.status, raw, method, path)
+            data: dict[str, Any] = json.loads(raw or b"{}")
+            return data
+
+        try:
+            return await asyncio.to_thread(call)
+        except ApiException as error:  # raised for transport failures (status 0)
+            raise _status_error(error.status or 0, error.body, method, path) from None
+        except (OSError, urllib3.exceptions.HTTPError) as error:
+            raise TransientError(f"{method} {path}: {error}") from None
+
+    async def _write(
+        self, verb: str, resource: str, method: str, path: str, **kwargs: Any
+    ) -> dict[str, Any]:
+        result = await self._call(method, path, **kwargs)
+        metrics.API_WRITES.labels(verb=verb, resource=resource).inc()
+        return result
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        try:
+            return await self._call("GET", path)
+        except NotFoundError:
+            return None
+
+    async def list(self, path: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+        query = [("labelSelector", label_selector)] if label_selector else []
+        items: list[dict[str, Any]] = (await self._call("GET", path, query=query)).get("items", [])
+        return items
+
+    async def create(self, collection: str, body: Mapping[str, Any], kind: str) -> dict[str, Any]:
+        return await self._write("create", kind, "POST", collection, body=body)
+
+    async def replace(self, path: str, body: Mapping[str, Any], kind: str) -> dict[str, Any]:
+        """PUT: the body's resourceVersion makes it fail (409) if the object changed."""
+        return await self._write("update", kind, "PUT", path, body=body)
+
+    async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply: creates or updates in one request, owning exactly our fields."""
+        return await self._write(
+            "apply",
+            manifest["kind"],
+            "PATCH",
+            path_of(manifest),
+            body=manifest,
+            content_type=APPLY,
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+        )
+
+    async def patch_connector_status(
+        self, namespace: str, name: str, status: Mapping[str, Any], resource_version: str | None
+    ) -> dict[str, Any]:
+        """Replaces the status as a whole; the resourceVersion guards against a stale base."""
+        body: dict[str, Any] = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return await self._write(
+            "patch",
+            "Connector/status",
+            "PATCH",
+            connector_path(namespace, name) + "/status",
+            body=body,
+            content_type=MERGE,
+        )
+
+    async def post_event(
+        self,
+        involved: Mapping[str, Any],
+        type_: str,
+        reason: str,
+        message: str,
+        now: datetime.datetime,
+    ) -> None:
+        meta = involved["metadata"]
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": involved["apiVersion"],
+                "kind": involved["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message,
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": self.identity,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            await self._write(
+                "create", "Event", "POST", f"/api/v1/namespaces/{meta['namespace']}/events",
+                body=event,
+            )  # fmt: skip
+        except (TransientError, ConflictError, NotFoundError) as error:
+            # An event is a courtesy: losing one must not fail the reconcile.
+            log.warning("could not post event %s: %s", reason, error)
+
+
+class ApiError(Exception):
+    """The API server refused a request for a reason a retry does not fix (4xx)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _status_error(status: int, raw: bytes | str | None, method: str, path: str) -> Exception:
+    try:
+        detail = str(json.loads(raw or "{}").get("message", ""))
+    except (ValueError, AttributeError):
+        detail = ""
+    text = f"{method} {path}: {status} {detail}".rstrip()
+    if status == 404:
+        return NotFoundError(text)
+    if status == 409:
+        return ConflictError(text)
+    if status in (0, 429) or status >= 500:
+        return TransientError(text)
+    return ApiError(status, text)

@@ -1,0 +1,264 @@
+"""Builders of what a Connector becomes: its Secret, Deployment and Service manifests, and the
+hash of its effective configuration (pure: models, config)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from connector_operator.config import OperatorConfig, Probe
+from connector_operator.models import (
+    API_VERSION,
+    CREDENTIAL_FIELDS,
+    GROUP,
+    KIND,
+    Connector,
+)
+
+MANAGER = "connector-operator"
+CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
+APPLIED_ANNOTATION = f"{GROUP}/applied"
+CONTAINER = "connector"
+NAME_LABEL = "app.kubernetes.io/name"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+RUN_AS = 65532  # the conventional "nonroot" user of distroless images
+
+
+def child_name(connector_name: str) -> str:
+    """Every child shares one name: a valid DNS-1035 label for any valid Connector name."""
+    return f"connector-{connector_name}"
+
+
+def labels(connector_name: str) -> dict[str, str]:
+    return {
+        NAME_LABEL: "connector",
+        INSTANCE_LABEL: connector_name,
+        MANAGED_BY_LABEL: MANAGER,
+    }
+
+
+def selector(connector_name: str) -> dict[str, str]:
+    return {NAME_LABEL: "connector", INSTANCE_LABEL: connector_name}
+
+
+def owner_reference(connector: Connector) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": connector.metadata.name,
+        "uid": connector.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def env_name(field: str) -> str:
+    return f"CONNECTOR_STORAGE_{field.upper()}"
+
+
+def _digest(value: object) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def config_hash(connector: Connector, credentials_digest: str, operator: OperatorConfig) -> str:
+    """Fingerprints everything that shapes the pod: an edit, a rotated Secret or a new
+    operator image all change it, and the pod template carries it so the pod rolls.
+
+    `credentials_digest` stands for the credential values (inline or from the referenced
+    Secret); the values themselves never enter a manifest's annotations.
+    """
+    spec = connector.spec
+    return _digest(
+        {
+            "storageType": spec.storage_type.value,
+            "config": spec.non_secret_fields(),
+            "credentialsSecret": credentials_secret_name(connector),
+            "credentials": credentials_digest,
+            "operator": operator.fingerprint(),
+        }
+    )
+
+
+def credentials_digest(values: Mapping[str, str | bytes]) -> str:
+    """A digest of credential values, mixed with their keys."""
+    return _digest(
+        {k: v.decode() if isinstance(v, bytes) else v for k, v in sorted(values.items())}
+    )
+
+
+def credentials_secret_name(connector: Connector) -> str | None:
+    """The Secret the pod reads credentials from: the user's, or the operator's own."""
+    if not CREDENTIAL_FIELDS[connector.spec.storage_type]:
+        return None
+    return connector.spec.credentials_secret_name() or child_name(connector.metadata.name)
+
+
+def _metadata(connector: Connector) -> dict[str, Any]:
+    return {
+        "name": child_name(connector.metadata.name),
+        "namespace": connector.metadata.namespace,
+        "labels": labels(connector.metadata.name),
+        "ownerReferences": [owner_reference(connector)],
+    }
+
+
+def _stamped(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Marks a manifest with a digest of itself, so that a converged object is recognised
+    from its annotation and not written again."""
+    manifest["metadata"].setdefault("annotations", {})[APPLIED_ANNOTATION] = _digest(manifest)
+    return manifest
+
+
+def secret(connector: Connector) -> dict[str, Any] | None:
+    """The operator's Secret of inline credentials; None in reference mode or for HttpData."""
+    values = connector.spec.inline_credentials()
+    if not values:
+        return None
+    data = {k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())}
+    return _stamped(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": _metadata(connector),
+            "type": "Opaque",
+            "data": data,
+        }
+    )
+
+
+def _probe(probe: Probe | None) -> dict[str, Any] | None:
+    if probe is None:
+        return None
+    return {
+        "httpGet": {"path": probe.path, "port": probe.port},
+        "initialDelaySeconds": probe.initial_delay_seconds,
+        "periodSeconds": probe.period_seconds,
+    }
+
+
+def _env(connector: Connector) -> list[dict[str, Any]]:
+    spec = connector.spec
+    env: list[dict[str, Any]] = [
+        {"name": "CONNECTOR_NAME", "value": connector.metadata.name},
+        {"name": "CONNECTOR_STORAGE_TYPE", "value": spec.storage_type.value},
+    ]
+    env += [{"name": env_name(k), "value": v} for k, v in sorted(spec.non_secret_fields().items())]
+    secret_name = credentials_secret_name(connector)
+    env += [
+        {
+            "name": env_name(field),
+            "valueFrom": {"secretKeyRef": {"name": secret_name, "key": field}},
+        }
+        for field in CREDENTIAL_FIELDS[spec.storage_type]
+    ]
+    return env
+
+
+def deployment(
+    connector: Connector, operator: OperatorConfig, hash_: str, replicas: int
+) -> dict[str, Any]:
+    name = connector.metadata.name
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": operator.image,
+        "imagePullPolicy": operator.image_pull_policy,
+        "env": _env(connector),
+        "resources": dict(operator.resources),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+        },
+        # A read-only root file system still needs somewhere to write temporary files.
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 -- an emptyDir mount
+    }
+    if operator.ports:
+        container["ports"] = [
+            {"name": p.name, "containerPort": p.number, "protocol": "TCP"} for p in operator.ports
+        ]
+    for key, probe in (
+        ("readinessProbe", operator.readiness_probe),
+        ("livenessProbe", operator.liveness_probe),
+    ):
+        if (built := _probe(probe)) is not None:
+            container[key] = built
+    return _stamped(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": _metadata(connector),
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": selector(name)},
+                "strategy": {"type": "Recreate"},
+                "progressDeadlineSeconds": operator.progress_deadline_seconds,
+                "revisionHistoryLimit": 3,
+                "template": {
+                    "metadata": {
+                        "labels": labels(name),
+                        "annotations": {CONFIG_HASH_ANNOTATION: hash_},
+                    },
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": RUN_AS,
+                            "runAsGroup": RUN_AS,
+                            "fsGroup": RUN_AS,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [container],
+                        "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    },
+                },
+            },
+        }
+    )
+
+
+def service(connector: Connector, operator: OperatorConfig) -> dict[str, Any] | None:
+    """A ClusterIP Service over the configured ports; None when no port is configured."""
+    if not operator.ports:
+        return None
+    return _stamped(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _metadata(connector),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": selector(connector.metadata.name),
+                "ports": [
+                    {"name": p.name, "port": p.number, "targetPort": p.name, "protocol": "TCP"}
+                    for p in operator.ports
+                ],
+            },
+        }
+    )
+
+
+def stamp_of(manifest: Mapping[str, Any]) -> str | None:
+    """The applied stamp an object carries (None when the operator did not write it)."""
+    annotations = manifest.get("metadata", {}).get("annotations") or {}
+    stamp = annotations.get(APPLIED_ANNOTATION)
+    return stamp if isinstance(stamp, str) else None
+
+
+def needs_apply(desired: Mapping[str, Any], actual: Mapping[str, Any] | None) -> bool:
+    """Whether the object on the server differs from what the operator wants.
+
+    The applied digest covers everything the operator sets; replicas are compared too, since
+    `kubectl scale` changes them without touching the annotation.
+    """
+    if actual is None or stamp_of(actual) != stamp_of(desired):
+        return True
+    if "replicas" in desired.get("spec", {}):
+        return bool(actual.get("spec", {}).get("replicas") != desired["spec"]["replicas"])
+    return False

@@ -1,0 +1,327 @@
+"""The state machine: (last status, requested action, observed workload) -> plan (pure: models,
+conditions, resources)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from connector_operator.conditions import READY, RECONCILING, STALLED, Wanted, merge
+from connector_operator.models import (
+    ACTION_ANNOTATION,
+    Action,
+    ActionStatus,
+    ConnectorStatus,
+    Phase,
+)
+from connector_operator.resources import CONFIG_HASH_ANNOTATION
+
+RECOVER_HINT = f"set {ACTION_ANNOTATION} to stop, then to start"
+
+
+class Intent(StrEnum):
+    """What the operator does to the workload in this pass."""
+
+    RUN = "run"  # apply the configuration with one replica
+    STOP = "stop"  # apply the configuration with zero replicas
+    LEAVE = "leave"  # touch nothing (Failed, refused or invalid actions, a missing Secret)
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """What the operator needs to know of the Connector's Deployment, as last observed."""
+
+    spec_replicas: int
+    config_hash: str | None
+    generation: int
+    observed_generation: int
+    replicas: int
+    updated_replicas: int
+    available_replicas: int
+    # (reason, message) of a Progressing=False condition, e.g. ProgressDeadlineExceeded.
+    failure: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    deployment: DeploymentState | None
+    pods: int
+    # Why the configuration cannot be resolved (a missing Secret or keys), or None.
+    config_problem: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    intent: Intent
+    phase: Phase | None
+    conditions: dict[str, Wanted]
+    action: ActionStatus | None
+    message: str
+    applied_hash: str | None
+    events: tuple[Event, ...] = field(default=())
+
+
+PHASE_MESSAGES = {
+    Phase.STARTING: "The Connector is starting.",
+    Phase.RUNNING: "The Connector is running.",
+    Phase.RESTARTING: "The Connector is restarting with its new configuration.",
+    Phase.STOPPING: "The Connector is stopping.",
+    Phase.STOPPED: "The Connector is stopped.",
+}
+
+
+def decide(
+    previous: ConnectorStatus, requested: str | None, desired_hash: str, observed: Observed
+) -> Plan:
+    """The whole transition table of DESIGN.md section 3, as one pure function.
+
+    `requested` is the action annotation's value (None when absent, which means start).
+    `desired_hash` fingerprints the configuration the spec asks for now.
+    """
+    value = "start" if requested is None else requested
+    if value not in {a.value for a in Action}:
+        return _invalid(previous, value)
+    action = Action(value)
+    if action is Action.FAIL:
+        return _fail_requested(previous)
+    if action is Action.START and previous.phase is Phase.FAILED:
+        return _start_while_failed(previous)
+    if action is Action.STOP:
+        return _stop(previous, desired_hash, observed)
+    return _start(previous, desired_hash, observed)
+
+
+def _accepted(action: Action, message: str) -> ActionStatus:
+    return ActionStatus(requested=action.value, accepted=True, message=message)
+
+
+def _transition_events(previous: ConnectorStatus, phase: Phase, message: str) -> tuple[Event, ...]:
+    if previous.phase is phase:
+        return ()
+    kind: Literal["Normal", "Warning"] = "Warning" if phase is Phase.FAILED else "Normal"
+    return (Event(kind, phase.value, message),)
+
+
+def _record_events(
+    previous: ConnectorStatus, record: ActionStatus, reason: str
+) -> tuple[Event, ...]:
+    """A refusal is announced once, when it is new, not on every pass."""
+    if previous.action == record:
+        return ()
+    return (Event("Warning", reason, record.message),)
+
+
+def _invalid(previous: ConnectorStatus, value: str) -> Plan:
+    allowed = ", ".join(a.value for a in Action)
+    record = ActionStatus(
+        requested=value,
+        accepted=False,
+        message=(
+            f"Unknown action {value!r} in {ACTION_ANNOTATION}: use one of {allowed}; "
+            "nothing was changed."
+        ),
+    )
+    return Plan(
+        intent=Intent.LEAVE,
+        phase=previous.phase,
+        conditions={
+            READY: Wanted(False, "InvalidAction", record.message),
+            STALLED: Wanted(True, "InvalidAction", record.message),
+        },
+        action=record,
+        message=record.message,
+        applied_hash=previous.config_hash,
+        events=_record_events(previous, record, "InvalidAction"),
+    )
+
+
+def _failed_conditions(reason: str, message: str) -> dict[str, Wanted]:
+    return {READY: Wanted(False, reason, message), STALLED: Wanted(True, reason, message)}
+
+
+def _fail_requested(previous: ConnectorStatus) -> Plan:
+    message = (
+        "The Connector was forced into Failed; the operator leaves its workload as it is "
+        f"({RECOVER_HINT})."
+    )
+    return Plan(
+        intent=Intent.LEAVE,
+        phase=Phase.FAILED,
+        conditions=_failed_conditions("FailRequested", message),
+        action=_accepted(Action.FAIL, "fail: the Connector is Failed."),
+        message=message,
+        applied_hash=previous.config_hash,
+        events=_transition_events(previous, Phase.FAILED, message),
+    )
+
+
+def _start_while_failed(previous: ConnectorStatus) -> Plan:
+    stalled = next((c for c in previous.conditions if c.type == STALLED), None)
+    reason = stalled.reason if stalled else "Failed"
+    message = previous.message or f"The Connector is Failed ({RECOVER_HINT})."
+    if (
+        previous.action is not None
+        and previous.action.requested == Action.START.value
+        and (previous.action.accepted)
+    ):
+        # The workload failed while it was meant to run: the start was acted on already,
+        # so nothing is refused; the Connector stays Failed until it is stopped.
+        record = previous.action
+        events: tuple[Event, ...] = ()
+    else:
+        record = ActionStatus(
+            requested=Action.START.value,
+            accepted=False,
+            message=f"start refused: the Connector is Failed; {RECOVER_HINT}.",
+        )
+        events = _record_events(previous, record, "ActionRefused")
+    return Plan(
+        intent=Intent.LEAVE,
+        phase=Phase.FAILED,
+        conditions=_failed_conditions(reason, message),
+        action=record,
+        message=message,
+        applied_hash=previous.config_hash,
+        events=events,
+    )
+
+
+def _stop(previous: ConnectorStatus, desired_hash: str, observed: Observed) -> Plan:
+    deployment = observed.deployment
+    gone = observed.pods == 0 and (deployment is None or deployment.replicas == 0)
+    phase = Phase.STOPPED if gone else Phase.STOPPING
+    message = PHASE_MESSAGES[phase]
+    conditions = (
+        {READY: Wanted(True, "Stopped", message)}
+        if gone
+        else {
+            READY: Wanted(False, "Stopping", message),
+            RECONCILING: Wanted(True, "Stopping", message),
+        }
+    )
+    return Plan(
+        intent=Intent.STOP,
+        phase=phase,
+        conditions=conditions,
+        action=_accepted(
+            Action.STOP, "stop: the Connector is stopped and keeps its configuration."
+        ),
+        message=message,
+        applied_hash=desired_hash,
+        events=_transition_events(previous, phase, message),
+    )
+
+
+def _start(previous: ConnectorStatus, desired_hash: str, observed: Observed) -> Plan:
+    record = _accepted(Action.START, "start: the Connector runs.")
+    if observed.config_problem is not None:
+        reason, message = observed.config_problem
+        return Plan(
+            intent=Intent.LEAVE,
+            phase=previous.phase or Phase.STARTING,
+            conditions=_failed_conditions(reason, message),
+            action=record,
+            message=message,
+            applied_hash=previous.config_hash,
+            events=() if previous.message == message else (Event("Warning", reason, message),),
+        )
+    deployment = observed.deployment
+    if deployment is not None and deployment.failure and deployment.config_hash == desired_hash:
+        reason, detail = deployment.failure
+        message = f"The Connector's Deployment failed: {detail} ({RECOVER_HINT})."
+        return Plan(
+            intent=Intent.LEAVE,
+            phase=Phase.FAILED,
+            conditions=_failed_conditions(reason, message),
+            action=record,
+            message=message,
+            applied_hash=desired_hash,
+            events=_transition_events(previous, Phase.FAILED, message),
+        )
+    if deployment is not None and _running(deployment, desired_hash):
+        message = PHASE_MESSAGES[Phase.RUNNING]
+        return Plan(
+            intent=Intent.RUN,
+            phase=Phase.RUNNING,
+            conditions={READY: Wanted(True, "Running", message)},
+            action=record,
+            message=message,
+            applied_hash=desired_hash,
+            events=_transition_events(previous, Phase.RUNNING, message),
+        )
+    edited = previous.config_hash is not None and previous.config_hash != desired_hash
+    restarting = previous.phase is Phase.RESTARTING or (
+        previous.phase in (Phase.RUNNING, Phase.STARTING) and edited
+    )
+    phase = Phase.RESTARTING if restarting else Phase.STARTING
+    message = PHASE_MESSAGES[phase]
+    return Plan(
+        intent=Intent.RUN,
+        phase=phase,
+        conditions={
+            READY: Wanted(False, phase.value, message),
+            RECONCILING: Wanted(True, phase.value, message),
+        },
+        action=record,
+        message=message,
+        applied_hash=desired_hash,
+        events=_transition_events(previous, phase, message),
+    )
+
+
+def _running(deployment: DeploymentState, desired_hash: str) -> bool:
+    return (
+        deployment.config_hash == desired_hash
+        and deployment.spec_replicas == 1
+        and deployment.observed_generation >= deployment.generation
+        and deployment.replicas == 1
+        and deployment.updated_replicas == 1
+        and deployment.available_replicas == 1
+    )
+
+
+def summarize_deployment(body: dict[str, Any] | None) -> DeploymentState | None:
+    """The facts `decide` needs from a Deployment object as the API server returns it."""
+    if body is None:
+        return None
+    spec, status = body.get("spec", {}), body.get("status", {})
+    template_annotations = spec.get("template", {}).get("metadata", {}).get("annotations", {})
+    failure = next(
+        (
+            (str(c.get("reason", "ProgressDeadlineExceeded")), str(c.get("message", "")))
+            for c in status.get("conditions", [])
+            if c.get("type") == "Progressing" and c.get("status") == "False"
+        ),
+        None,
+    )
+    return DeploymentState(
+        spec_replicas=int(spec.get("replicas", 1)),
+        config_hash=template_annotations.get(CONFIG_HASH_ANNOTATION),
+        generation=int(body.get("metadata", {}).get("generation", 0)),
+        observed_generation=int(status.get("observedGeneration", 0)),
+        replicas=int(status.get("replicas", 0)),
+        updated_replicas=int(status.get("updatedReplicas", 0)),
+        available_replicas=int(status.get("availableReplicas", 0)),
+        failure=failure,
+    )
+
+
+def next_status(previous: ConnectorStatus, plan: Plan, generation: int, now: str) -> dict[str, Any]:
+    """The status to store, as the API server would return it (camelCase, no empty keys)."""
+    status = ConnectorStatus(
+        phase=plan.phase,
+        observed_generation=generation,
+        conditions=merge(previous.conditions, plan.conditions, now, generation),
+        action=plan.action,
+        config_hash=plan.applied_hash,
+        message=plan.message,
+    )
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,390 @@
+"""Unit tests of connector_operator.workqueue: dedup, re-runs, retries, isolation, shutdown.
+
+Plain `asyncio.run` in sync tests: no pytest-asyncio. Every wait is bounded by `within`, so a
+broken queue fails a test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pytest
+
+from connector_operator.workqueue import Retry, WorkQueue
+
+T = TypeVar("T")
+TIMEOUT = 5.0
+
+
+async def within(awaitable: Awaitable[T], timeout: float = TIMEOUT) -> T:
+    return await asyncio.wait_for(awaitable, timeout)
+
+
+async def until(check: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    async def poll() -> None:
+        while not check():
+            await asyncio.sleep(0.001)
+
+    await within(poll(), timeout)
+
+
+async def settle(queue: WorkQueue[str]) -> None:
+    """Until the queue has nothing queued or running (pending retries do not count)."""
+    await asyncio.sleep(0)
+    await until(queue.idle)
+
+
+@dataclass
+class Recorder:
+    """A handler that records each pass: the key, when it started, and the concurrency."""
+
+    loop_time: Callable[[], float]
+    runs: list[tuple[str, float]] = field(default_factory=list)
+    running: set[str] = field(default_factory=set)
+    overlaps: list[str] = field(default_factory=list)
+    gate: dict[str, asyncio.Event] = field(default_factory=dict)
+    failures: dict[str, list[Exception]] = field(default_factory=dict)
+
+    async def __call__(self, key: str) -> None:
+        if key in self.running:
+            self.overlaps.append(key)
+        self.running.add(key)
+        self.runs.append((key, self.loop_time()))
+        try:
+            if key in self.gate:
+                await self.gate[key].wait()
+            planned = self.failures.get(key)
+            if planned:
+                raise planned.pop(0)
+        finally:
+            self.running.discard(key)
+
+    def count(self, key: str) -> int:
+        return sum(1 for k, _ in self.runs if k == key)
+
+    def times(self, key: str) -> list[float]:
+        return [t for k, t in self.runs if k == key]
+
+
+def others() -> set[asyncio.Task[Any]]:
+    """The tasks still alive besides the test's own."""
+    return {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
+
+
+def recorder() -> Recorder:
+    return Recorder(asyncio.get_running_loop().time)
+
+
+class TestDeduplication:
+    def test_a_key_added_many_times_while_queued_runs_once(self) -> None:
+        async def scenario() -> int:
+            handler = recorder()
+            queue = WorkQueue(handler, workers=2)
+            for _ in range(10):
+                queue.add("team-a/orders")
+            queue.start()
+            try:
+                await settle(queue)
+                await asyncio.sleep(0.02)
+            finally:
+                await queue.stop()
+            return handler.count("team-a/orders")
+
+        assert asyncio.run(scenario()) == 1
+
+    def test_distinct_keys_each_run_once(self) -> None:
+        async def scenario() -> list[str]:
+            handler = recorder()
+            queue = WorkQueue(handler, workers=3)
+            for key in ["a", "b", "a", "c", "b", "a"]:
+                queue.add(key)
+            queue.start()
+            try:
+                await settle(queue)
+            finally:
+                await queue.stop()
+            return sorted(k for k, _ in handler.runs)
+
+        assert asyncio.run(scenario()) == ["a", "b", "c"]
+
+    def test_a_key_added_while_running_runs_again_after_and_never_twice_at_once(self) -> None:
+        async def scenario() -> tuple[int, int, list[str]]:
+            handler = recorder()
+            handler.gate["k"] = asyncio.Event()
+            queue = WorkQueue(handler, workers=4)
+            queue.start()
+            try:
+                queue.add("k")
+                await until(lambda: "k" in handler.running)
+                for _ in range(5):
+                    queue.add("k")  # four idle workers could take it: none may
+                await asyncio.sleep(0.02)
+                during = handler.count("k")
+                handler.gate["k"].set()
+                await settle(queue)
+                await asyncio.sleep(0.02)
+            finally:
+                await queue.stop()
+            return during, handler.count("k"), handler.overlaps
+
+        during, total, overlaps = asyncio.run(scenario())
+
+        assert during == 1
+        assert total == 2
+        assert overlaps == []
+
+    def test_idle_reports_queued_and_running_work(self) -> None:
+        async def scenario() -> list[bool]:
+            handler = recorder()
+            handler.gate["k"] = asyncio.Event()
+            queue = WorkQueue(handler, workers=1)
+            seen = [queue.idle()]
+            queue.add("k")
+            seen.append(queue.idle())
+            queue.start()
+            try:
+                await until(lambda: "k" in handler.running)
+                seen.append(queue.idle())
+                handler.gate["k"].set()
+                await settle(queue)
+                seen.append(queue.idle())
+            finally:
+                await queue.stop()
+            return seen
+
+        assert asyncio.run(scenario()) == [True, False, False, True]
+
+
+class TestRetries:
+    @pytest.mark.parametrize(
+        "error",
+        [RuntimeError("API server said 500"), Retry("not yet")],
+        ids=["exception", "retry-without-delay"],
+    )
+    def test_a_failing_handler_retries_with_growing_backoff(self, error: Exception) -> None:
+        base = 0.02
+
+        async def scenario() -> list[float]:
+            handler = recorder()
+            handler.failures["k"] = [error, error, error]
+            queue = WorkQueue(handler, workers=1, base_delay=base, max_delay=10)
+            queue.start()
+            try:
+                queue.add("k")
+                await until(lambda: handler.count("k") == 4)
+                await settle(queue)
+            finally:
+                await queue.stop()
+            return handler.times("k")
+
+        times = asyncio.run(scenario())
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+
+        assert len(times) == 4
+        # base, 2*base, 4*base; a little slack for the loop's clock resolution.
+        for gap, expected in zip(gaps, [base, 2 * base, 4 * base], strict=True):
+            assert gap >= expected * 0.9, gaps
+
+    def test_backoff_is_capped(self) -> None:
+        async def scenario() -> int:
+            handler = recorder()
+            handler.failures["k"] = [RuntimeError("boom")] * 3
+            # Uncapped, the first retry would wait 30 seconds and the test would time out.
+            queue = WorkQueue(handler, workers=1, base_delay=30, max_delay=0.01)
+            queue.start()
+            try:
+                queue.add("k")
+                await until(lambda: handler.count("k") == 4, timeout=2)
+            finally:
+                await queue.stop()
+            return handler.count("k")
+
+        assert asyncio.run(scenario()) == 4
+
+    def test_success_resets_the_backoff(self) -> None:
+        async def scenario() -> float:
+            handler = recorder()
+            handler.failures["k"] = [RuntimeError("1"), RuntimeError("2"), RuntimeError("3")]
+            queue = WorkQueue(handler, workers=1, base_delay=0.05, max_delay=10)
+            queue.start()
+            try:
+                queue.add("k")
+                await until(lambda: handler.count("k") == 4)
+                await settle(queue)
+                # A fresh failure after a success waits the base delay again, not 8x.
+                handler.failures["k"] = [RuntimeError("4")]
+                queue.add("k")
+                await until(lambda: handler.count("k") == 6, timeout=0.3)
+            finally:
+                await queue.stop()
+            times = handler.times("k")
+            return times[5] - times[4]
+
+        assert asyncio.run(scenario()) >= 0.045
+
+    def test_retry_with_a_delay_schedules_after_that_delay(self) -> None:
+        async def scenario() -> tuple[int, float]:
+            handler = recorder()
+            handler.failures["k"] = [Retry("conflict", delay=0.05)]
+            # The backoff alone would wait 30 seconds: the Retry's own delay must win.
+            queue = WorkQueue(handler, workers=1, base_delay=30, max_delay=60)
+            queue.start()
+            try:
+                queue.add("k")
+                await until(lambda: handler.count("k") == 2, timeout=2)
+            finally:
+                await queue.stop()
+            first, second = handler.times("k")
+            return handler.count("k"), second - first
+
+        count, gap = asyncio.run(scenario())
+
+        assert count == 2
+        assert gap >= 0.045
+
+    def test_a_retry_is_not_run_before_its_delay(self) -> None:
+        async def scenario() -> int:
+            handler = recorder()
+            handler.failures["k"] = [Retry("later", delay=0.3)]
+            queue = WorkQueue(handler, workers=1)
+            queue.start()
+            try:
+                queue.add("k")
+                await settle(queue)
+                await asyncio.sleep(0.1)
+            finally:
+                await queue.stop()
+            return handler.count("k")
+
+        assert asyncio.run(scenario()) == 1
+
+    def test_an_add_runs_a_key_now_instead_of_at_its_retry(self) -> None:
+        async def scenario() -> int:
+            handler = recorder()
+            handler.failures["k"] = [Retry("later", delay=30)]
+            queue = WorkQueue(handler, workers=1)
+            queue.start()
+            try:
+                queue.add("k")
+                await settle(queue)
+                queue.add("k")  # e.g. a watch event: the object changed
+                await until(lambda: handler.count("k") == 2, timeout=1)
+                await asyncio.sleep(0.02)
+            finally:
+                await queue.stop()
+            return handler.count("k")
+
+        assert asyncio.run(scenario()) == 2
+
+    def test_forget_drops_a_pending_retry(self) -> None:
+        async def scenario() -> int:
+            handler = recorder()
+            handler.failures["k"] = [Retry("later", delay=0.03)]
+            queue = WorkQueue(handler, workers=1)
+            queue.start()
+            try:
+                queue.add("k")
+                await settle(queue)
+                queue.forget("k")  # the Connector was deleted
+                await asyncio.sleep(0.1)
+            finally:
+                await queue.stop()
+            return handler.count("k")
+
+        assert asyncio.run(scenario()) == 1
+
+
+class TestIsolation:
+    def test_one_failing_key_does_not_block_the_others(self) -> None:
+        async def scenario() -> tuple[int, int]:
+            handler = recorder()
+            handler.failures["broken"] = [RuntimeError("always")] * 1000
+            queue = WorkQueue(handler, workers=1, base_delay=0.001, max_delay=0.002)
+            queue.start()
+            try:
+                queue.add("broken")
+                await until(lambda: handler.count("broken") >= 3)
+                for key in ("orders", "invoices"):
+                    queue.add(key)
+                await until(lambda: handler.count("orders") == handler.count("invoices") == 1)
+            finally:
+                await queue.stop()
+            return handler.count("orders"), handler.count("invoices")
+
+        assert asyncio.run(scenario()) == (1, 1)
+
+    def test_a_slow_key_does_not_block_the_others(self) -> None:
+        async def scenario() -> list[str]:
+            handler = recorder()
+            handler.gate["slow"] = asyncio.Event()
+            queue = WorkQueue(handler, workers=2)
+            queue.start()
+            try:
+                queue.add("slow")
+                await until(lambda: "slow" in handler.running)
+                for key in ("a", "b", "c"):
+                    queue.add(key)
+                await until(lambda: all(handler.count(k) == 1 for k in "abc"))
+                still_running = sorted(handler.running)
+                handler.gate["slow"].set()
+            finally:
+                await queue.stop()
+            return still_running
+
+        assert asyncio.run(scenario()) == ["slow"]
+
+
+class TestStop:
+    def test_stop_cancels_the_workers_and_a_running_handler(self) -> None:
+        async def scenario() -> tuple[list[str], set[asyncio.Task[Any]]]:
+            started: list[str] = []
+            cancelled: list[str] = []
+
+            async def handler(key: str) -> None:
+                started.append(key)
+                try:
+                    await asyncio.Event().wait()  # never set
+                except asyncio.CancelledError:
+                    cancelled.append(key)
+                    raise
+
+            queue: WorkQueue[str] = WorkQueue(handler, workers=3)
+            queue.start()
+            queue.add("k")
+            await until(lambda: started == ["k"])
+            await within(queue.stop(), timeout=1)
+            return cancelled, others()
+
+        cancelled, remaining = asyncio.run(scenario())
+
+        assert cancelled == ["k"]
+        assert remaining == set()
+
+    def test_stop_cancels_pending_retries(self) -> None:
+        async def scenario() -> tuple[int, bool]:
+            handler = recorder()
+            handler.failures["k"] = [Retry("later", delay=0.03)]
+            queue = WorkQueue(handler, workers=1)
+            queue.start()
+            queue.add("k")
+            await settle(queue)
+            await within(queue.stop(), timeout=1)
+            await asyncio.sleep(0.1)
+            # A retry that fired after stop() would leave the key queued forever.
+            return handler.count("k"), queue.idle()
+
+        assert asyncio.run(scenario()) == (1, True)
+
+    def test_stop_of_an_idle_queue_returns(self) -> None:
+        async def scenario() -> set[asyncio.Task[Any]]:
+            queue = WorkQueue(recorder(), workers=4)
+            queue.start()
+            await asyncio.sleep(0)
+            await within(queue.stop(), timeout=1)
+            return others()
+
+        assert asyncio.run(scenario()) == set()
