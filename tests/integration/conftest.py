@@ -172,9 +172,12 @@ class Connectors:
     def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> str:
         return self.cluster.kubectl("-n", self.namespace, *args, check=check, stdin=stdin)
 
-    def apply(self, manifest: dict[str, Any] | str, check: bool = True) -> str:
+    def apply(
+        self, manifest: dict[str, Any] | str, check: bool = True, server_side: bool = False
+    ) -> str:
         text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
-        return self.kubectl("apply", "-f", "-", stdin=text, check=check)
+        mode = ["--server-side"] if server_side else []
+        return self.kubectl("apply", *mode, "-f", "-", stdin=text, check=check)
 
     def get(self, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self.custom.get_namespaced_custom_object(

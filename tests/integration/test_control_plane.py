@@ -118,22 +118,24 @@ def test_service_account_token_authenticates_and_rbac_limits_it(
     token = core.create_namespaced_service_account_token(
         "reader", namespace, client.AuthenticationV1TokenRequest(spec={"audiences": []})
     ).status.token
-    as_reader = ["--token", token, "--kubeconfig", str(tmp_path / "none")]
-    server = json.loads(cluster.kubectl("config", "view", "--raw", "-o", "json"))["clusters"][0]
-    ca = tmp_path / "ca.crt"
-    ca_data = server["cluster"]["certificate-authority-data"]
-    ca.write_bytes(__import__("base64").b64decode(ca_data))
-    flags = [
-        *as_reader,
-        "--server",
-        server["cluster"]["server"],
-        "--certificate-authority",
-        str(ca),
-    ]
+    admin = json.loads(cluster.kubectl("config", "view", "--raw", "-o", "json"))
+    reader = {
+        **admin,
+        "users": [{"name": "reader", "user": {"token": token}}],
+        "contexts": [
+            {"name": "r", "context": {"cluster": admin["clusters"][0]["name"], "user": "reader"}}
+        ],
+        "current-context": "r",
+    }
+    kubeconfig = tmp_path / "reader.kubeconfig"
+    kubeconfig.write_text(json.dumps(reader))
 
     def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["kubectl", *flags, *args], capture_output=True, text=True, check=False
+            ["kubectl", f"--kubeconfig={kubeconfig}", *args],
+            capture_output=True,
+            text=True,
+            check=False,
         )
 
     whoami = kubectl("auth", "whoami", "-o", "json")
