@@ -377,7 +377,8 @@ class ControlPlane:
         with urllib.request.urlopen(  # noqa: S310 -- https to our own API server
             request, context=self._ssl_context(), timeout=5
         ) as response:
-            return json.loads(response.read() or b"null")
+            raw = response.read()
+        return json.loads(raw) if raw.startswith(b"{") else raw.decode()
 
     def _api_ok(self, path: str) -> bool:
         try:
