@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_IMAGE = "ghcr.io/dataspace-dev/connector:0.1.0"
 PREFIX = "CONNECTOR_OPERATOR_"
+PORT_NAME = r"[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?"  # an IANA service name, as Kubernetes wants
 
 
 class ConfigError(ValueError):
@@ -74,7 +76,9 @@ def _probe_key(probe: Probe | None) -> list[Any] | None:
     return [probe.path, probe.port, probe.initial_delay_seconds, probe.period_seconds]
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None
+) -> int:
     raw = env.get(PREFIX + name)
     if raw is None or raw == "":
         return default
@@ -84,6 +88,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigError(f"{PREFIX}{name}={raw!r} is not a whole number") from None
     if value < minimum:
         raise ConfigError(f"{PREFIX}{name}={raw!r} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{PREFIX}{name}={raw!r} must be at most {maximum}")
     return value
 
 
@@ -103,11 +109,14 @@ def _ports(raw: str) -> tuple[Port, ...]:
     ports: list[Port] = []
     for item in filter(None, (part.strip() for part in raw.split(","))):
         name, sep, number = item.partition("=")
-        if not sep or not number.isdigit() or not 0 < int(number) < 65536 or not name.isalnum():
+        name, number = name.strip().lower(), number.strip()
+        valid_name = re.fullmatch(PORT_NAME, name) is not None and not name.isdigit()
+        if not sep or not number.isdigit() or not 0 < int(number) < 65536 or not valid_name:
             raise ConfigError(
-                f"{PREFIX}PORTS item {item!r} must be name=number (e.g. http=8080, 1-65535)"
+                f"{PREFIX}PORTS item {item!r} must be name=number, e.g. http=8080: a name of at "
+                "most 15 lowercase letters, digits and '-' with a letter, a port from 1 to 65535"
             )
-        ports.append(Port(name.lower(), int(number)))
+        ports.append(Port(name, int(number)))
     if len({p.name for p in ports}) != len(ports):
         raise ConfigError(f"{PREFIX}PORTS names a port twice: {raw!r}")
     return tuple(ports)
@@ -124,7 +133,7 @@ def _probe(env: Mapping[str, str], name: str, ports: tuple[Port, ...]) -> Probe 
     names = [p.name for p in ports]
     if not names:
         raise ConfigError(f"{PREFIX}{name} needs {PREFIX}PORTS to name the port it probes")
-    port = port or names[0]
+    port = port.lower() or names[0]
     if port not in names:
         raise ConfigError(f"{PREFIX}{name}={raw!r}: port {port!r} is not in {PREFIX}PORTS")
     return Probe(path=path, port=port)
@@ -148,15 +157,19 @@ def from_env(env: Mapping[str, str]) -> OperatorConfig:
     """Reads every `CONNECTOR_OPERATOR_*` variable; unset ones keep their defaults."""
     defaults = OperatorConfig()
     ports = _ports(env.get(PREFIX + "PORTS", ""))
-    log_format = env.get(PREFIX + "LOG_FORMAT", defaults.log_format).lower()
+    log_format = (env.get(PREFIX + "LOG_FORMAT") or defaults.log_format).lower()
     if log_format not in ("json", "text"):
         raise ConfigError(f"{PREFIX}LOG_FORMAT={log_format!r} must be json or text")
-    log_level = env.get(PREFIX + "LOG_LEVEL", defaults.log_level).upper()
+    log_level = (env.get(PREFIX + "LOG_LEVEL") or defaults.log_level).upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"{PREFIX}LOG_LEVEL={log_level!r} must be DEBUG, INFO, WARNING or ERROR")
     namespaces = tuple(
         ns.strip() for ns in env.get(PREFIX + "NAMESPACES", "").split(",") if ns.strip()
     )
+    metrics_port = _int(env, "METRICS_PORT", defaults.metrics_port, maximum=65535)
+    health_port = _int(env, "HEALTH_PORT", defaults.health_port, maximum=65535)
+    if metrics_port and metrics_port == health_port:
+        raise ConfigError(f"{PREFIX}METRICS_PORT and {PREFIX}HEALTH_PORT must differ")
     return OperatorConfig(
         image=env.get(PREFIX + "IMAGE") or defaults.image,
         image_pull_policy=env.get(PREFIX + "IMAGE_PULL_POLICY") or defaults.image_pull_policy,
@@ -168,8 +181,8 @@ def from_env(env: Mapping[str, str]) -> OperatorConfig:
         namespaces=namespaces,
         log_level=log_level,
         log_format=log_format,
-        metrics_port=_int(env, "METRICS_PORT", defaults.metrics_port),
-        health_port=_int(env, "HEALTH_PORT", defaults.health_port),
+        metrics_port=metrics_port,
+        health_port=health_port,
         leader_election=_bool(env, "LEADER_ELECTION", defaults.leader_election),
         lease_name=env.get(PREFIX + "LEASE_NAME") or defaults.lease_name,
         lease_namespace=env.get(PREFIX + "LEASE_NAMESPACE") or defaults.lease_namespace,

@@ -241,11 +241,11 @@ class TestErrors:
             ),
             pytest.param({"PORTS": "http"}, "PORTS", "'http'", id="port-no-number"),
             pytest.param({"PORTS": "=8080"}, "PORTS", "'=8080'", id="port-no-name"),
-            pytest.param({"PORTS": "http=0"}, "PORTS", "1-65535", id="port-0"),
-            pytest.param({"PORTS": "http=65536"}, "PORTS", "1-65535", id="port-too-big"),
+            pytest.param({"PORTS": "http=0"}, "PORTS", "1 to 65535", id="port-0"),
+            pytest.param({"PORTS": "http=65536"}, "PORTS", "1 to 65535", id="port-too-big"),
             pytest.param({"PORTS": "http=80a"}, "PORTS", "'http=80a'", id="port-not-a-number"),
             pytest.param({"PORTS": "http=-1"}, "PORTS", "'http=-1'", id="port-negative"),
-            pytest.param({"PORTS": "my-port=80"}, "PORTS", "'my-port=80'", id="port-bad-name"),
+            pytest.param({"PORTS": "my_port=80"}, "PORTS", "'my_port=80'", id="port-bad-name"),
             pytest.param({"PORTS": "http=80,HTTP=81"}, "PORTS", "twice", id="port-twice"),
             pytest.param(
                 {"PORTS": "http=8080", "READINESS_PROBE": "/ready@metrics"},
@@ -302,3 +302,27 @@ class TestErrors:
     def test_config_errors_are_value_errors(self) -> None:
         with pytest.raises(ValueError, match=f"{P}WORKERS"):
             from_env({P + "WORKERS": "many"})
+
+
+@pytest.mark.parametrize(
+    ("env", "detail"),
+    [
+        ({"PORTS": "a-very-long-port-name=80"}, "at most 15"),
+        ({"PORTS": "8080=80"}, "with a letter"),
+        ({"METRICS_PORT": "9000", "HEALTH_PORT": "9000"}, "must differ"),
+        ({"METRICS_PORT": "70000"}, "at most 65535"),
+    ],
+)
+def test_values_kubernetes_or_the_machine_would_refuse_later_are_refused_at_start(
+    env: dict[str, str], detail: str
+) -> None:
+    with pytest.raises(ConfigError, match=detail):
+        from_env({P + k: v for k, v in env.items()})
+
+
+def test_port_names_follow_kubernetes_and_probes_match_them_case_blind() -> None:
+    cfg = from_env({P + "PORTS": "HTTP=8080,mgmt-api=8181", P + "READINESS_PROBE": "/ready@HTTP"})
+    assert [p.name for p in cfg.ports] == ["http", "mgmt-api"]
+    assert cfg.readiness_probe is not None
+    assert cfg.readiness_probe.port == "http"
+    assert from_env({P + "LOG_LEVEL": "", P + "LOG_FORMAT": ""}).log_level == "INFO"
