@@ -86,7 +86,8 @@ class LeaderElector:
                 if await self.try_acquire():
                     log.info("leading as %s", self.identity)
                     return
-            except TransientError as error:
+            except (TransientError, NotFoundError) as error:
+                # NotFound: the Lease's namespace does not exist (yet); say so and keep trying.
                 log.warning("leader election: %s", error)
             await asyncio.sleep(retry)
 

@@ -51,6 +51,8 @@ if [[ ! -x "$bin/kube-apiserver" || ! -x "$bin/kube-controller-manager" || ! -x 
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler
 fi
+# kubectl of the same version, so that tests and users never meet client/server skew.
+build kubectl k8s "$ld" k8s.io/kubernetes/cmd/kubectl
 # kwok's stage definitions ship in its module: copy them beside the binaries.
 if [[ ! -d "$bin/stages" ]]; then
   src=$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage
