@@ -57,6 +57,7 @@ class OperatorConfig:
     lease_namespace: str = "connector-operator-system"
     lease_duration_seconds: int = 15
     workers: int = 4
+    watch_grace_seconds: int = 60
 
     def fingerprint(self) -> dict[str, Any]:
         """What of this configuration shapes a Connector's pod (part of its config hash)."""
@@ -190,4 +191,7 @@ def from_env(env: Mapping[str, str]) -> OperatorConfig:
             env, "LEASE_DURATION_SECONDS", defaults.lease_duration_seconds, minimum=3
         ),
         workers=_int(env, "WORKERS", defaults.workers, minimum=1),
+        watch_grace_seconds=_int(
+            env, "WATCH_GRACE_SECONDS", defaults.watch_grace_seconds, minimum=1
+        ),
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from connector_operator import resources
+from connector_operator import failpoints, resources
 from connector_operator.config import OperatorConfig
 from connector_operator.models import GROUP, PLURAL, VERSION
 from connector_operator.reconcile import Reconciler
@@ -39,8 +39,15 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, cfg: Opera
     async def cleanup(**_: Any) -> None:
         await reconciler.queue.stop()
 
+    # One attempt: a failed check must answer the kubelet (HTTP 500) now, not retry for a minute.
+    @kopf.on.probe(id="watch", retries=1, backoff=0, registry=registry)
+    async def watch_is_fresh(**_: Any) -> dict[str, int]:
+        return await reconciler.check_freshness(cfg.namespaces, cfg.watch_grace_seconds)
+
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def connector_event(event: kopf.RawEvent, **_: Any) -> None:
+        if failpoints.armed("drop-connector-events"):
+            return  # tests: a watch that stalls silently
         reconciler.on_connector(event["type"], event["object"])
 
     @kopf.on.event("apps", "v1", "deployments", labels=MANAGED, registry=registry)

@@ -72,16 +72,18 @@ class Kube:
         self,
         method: str,
         path: str,
+        *,
         body: object = None,
         content_type: str = "application/json",
         query: list[tuple[str, str]] | None = None,
+        accept: str = "application/json",
     ) -> dict[str, Any]:
         def call() -> dict[str, Any]:
             method_, url, headers, _, _ = self.api.param_serialize(
                 method=method,
                 resource_path=path,
                 query_params=query or [],
-                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                header_params={"Content-Type": content_type, "Accept": accept},
                 auth_settings=["BearerToken"],
             )
             # The client serializes JSON bodies itself; an apply patch (YAML, of which JSON is a
@@ -116,9 +118,19 @@ class Kube:
         except NotFoundError:
             return None
 
-    async def list(self, path: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+    async def list_items(
+        self, path: str, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
         query = [("labelSelector", label_selector)] if label_selector else []
         items: list[dict[str, Any]] = (await self._call("GET", path, query=query)).get("items", [])
+        return items
+
+    async def list_metadata(self, path: str) -> list[dict[str, Any]]:
+        """Only the items' metadata: a cheap way to compare the server with a cache."""
+        accept = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+        items: list[dict[str, Any]] = (await self._call("GET", path, accept=accept)).get(
+            "items", []
+        )
         return items
 
     async def create(self, collection: str, body: Mapping[str, Any], kind: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ from connector_operator.kube import ApiError, ConflictError, Kube, NotFoundError
 from connector_operator.models import (
     ACTION_ANNOTATION,
     CREDENTIAL_FIELDS,
+    GROUP,
+    PLURAL,
+    VERSION,
     Connector,
     ConnectorStatus,
 )
@@ -59,6 +63,13 @@ def _newer(candidate: Mapping[str, Any], current: Mapping[str, Any] | None) -> b
         return True
 
 
+class WatchStalledError(RuntimeError):
+    """The watch stopped delivering changes that the API server has."""
+
+
+_NEVER: dict[str, Any] = {"metadata": {"resourceVersion": "0"}}
+
+
 class Reconciler:
     def __init__(
         self,
@@ -77,6 +88,7 @@ class Reconciler:
         self.referrers: dict[Key, set[Key]] = defaultdict(set)  # Secret -> Connectors
         self.references: dict[Key, Key] = {}  # Connector -> the Secret it references
         self.queue: WorkQueue[Key] = WorkQueue(self.reconcile, workers=operator.workers)
+        self._behind: dict[Key, float] = {}  # Connectors the watch lags behind, since when
 
     # -- caches, fed by the watch events -------------------------------------------------------
     def on_connector(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -169,7 +181,7 @@ class Reconciler:
                 f"{base}/{plural}"
             ]
             for path in paths:
-                for item in await self.kube.list(path, selector):
+                for item in await self.kube.list_items(path, selector):
                     feed(None, item)
 
     @staticmethod
@@ -180,6 +192,27 @@ class Reconciler:
             return None
         instance = labels.get(resources.INSTANCE_LABEL)
         return (meta["namespace"], instance) if instance else None
+
+    async def check_freshness(self, namespaces: tuple[str, ...], grace: float) -> dict[str, int]:
+        """Raises WatchStalledError when the server holds a Connector change that the watch has
+        not delivered for longer than `grace` seconds: a stalled watch, which only a restart
+        mends. Called by the liveness probe (one metadata-only LIST per probe)."""
+        self.queue.check_workers()
+        base = f"/apis/{GROUP}/{VERSION}"
+        paths = [f"{base}/namespaces/{ns}/{PLURAL}" for ns in namespaces] or [f"{base}/{PLURAL}"]
+        now = time.monotonic()
+        behind: set[Key] = set()
+        for path in paths:
+            for item in await self.kube.list_metadata(path):
+                key = (item["metadata"]["namespace"], item["metadata"]["name"])
+                if not _newer(self.connectors.get(key) or _NEVER, {"metadata": item["metadata"]}):
+                    behind.add(key)
+        self._behind = {k: self._behind.get(k, now) for k in behind}
+        stalled = sorted(k for k, since in self._behind.items() if now - since > grace)
+        if stalled:
+            names = ", ".join(f"{ns}/{name}" for ns, name in stalled[:5])
+            raise WatchStalledError(f"the watch has not delivered changes of {names}")
+        return {"connectors": len(self.connectors), "behind": len(behind)}
 
     # -- the reconcile path ----------------------------------------------------------------------
     async def reconcile(self, key: Key) -> None:

@@ -81,6 +81,12 @@ class WorkQueue(Generic[K]):
         if timer is not None:
             timer.cancel()
 
+    def check_workers(self) -> None:
+        """Raises when a worker died: the queue would silently stop reconciling."""
+        dead = [t.get_name() for t in self._tasks if t.done()]
+        if dead:
+            raise RuntimeError(f"reconcile workers stopped: {', '.join(dead)}")
+
     def idle(self) -> bool:
         return not self._queued and not self._active
 

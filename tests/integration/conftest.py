@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -88,9 +89,10 @@ class Operator:
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     metrics_port: int = 0
+    health_port: int = 0
 
     def start(self) -> Operator:
-        self.metrics_port = free_port()
+        self.metrics_port, self.health_port = free_port(), free_port()
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
@@ -98,7 +100,7 @@ class Operator:
             "CONNECTOR_OPERATOR_NAMESPACES": self.namespace,
             "CONNECTOR_OPERATOR_LEADER_ELECTION": "false",
             "CONNECTOR_OPERATOR_METRICS_PORT": str(self.metrics_port),
-            "CONNECTOR_OPERATOR_HEALTH_PORT": str(free_port()),
+            "CONNECTOR_OPERATOR_HEALTH_PORT": str(self.health_port),
             "CONNECTOR_OPERATOR_LOG_LEVEL": "DEBUG",
             "CONNECTOR_OPERATOR_PORTS": "http=8080",
             **self.env,
@@ -131,6 +133,17 @@ class Operator:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def health(self) -> tuple[int, str]:
+        """The liveness endpoint's answer, as the kubelet would get it."""
+        url = f"http://127.0.0.1:{self.health_port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return int(response.status), response.read().decode()
+        except urllib.error.HTTPError as error:
+            return int(error.code), error.read().decode()
+        except OSError as error:
+            return 0, str(error)
 
     def metrics(self) -> str:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"

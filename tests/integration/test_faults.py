@@ -180,3 +180,32 @@ def test_a_refused_connector_does_not_block_the_others(
         cluster.kubectl("delete", "-f", "-", stdin=policy, check=False)
     # Once the cause is gone, the retries with backoff bring it up by itself.
     connectors.wait_phase("broken", "Running", timeout=120)
+
+
+def test_liveness_notices_a_stalled_watch(
+    start_operator: Callable[..., Operator], connectors: Connectors
+) -> None:
+    healthy = start_operator()
+    connectors.apply(connector("seen"))
+    connectors.wait_phase("seen", "Running")
+
+    def answering() -> str | None:
+        code, body = healthy.health()
+        return body if code == 200 else None
+
+    body = eventually(answering, what="the liveness probe to answer")
+    assert '"connectors": 1' in body
+    healthy.stop()
+
+    # A watch that silently stops delivering: the probe compares with the API server.
+    stalled = start_operator(
+        CONNECTOR_OPERATOR_FAILPOINT="drop-connector-events",
+        CONNECTOR_OPERATOR_WATCH_GRACE_SECONDS="1",
+    )
+    connectors.apply(connector("unseen"))
+
+    def failing() -> tuple[int, str] | None:
+        code, body = stalled.health()
+        return (code, body) if code == 500 else None
+
+    eventually(failing, timeout=60, what="the liveness probe to fail")
