@@ -6,7 +6,8 @@ Measures, on one fresh control plane:
 - API writes per Connector to reach Running, from the operator's own counter;
 - idle: writes during a quiet period after convergence (must be 0);
 - restart: writes and time for a restarted operator to confirm N converged Connectors;
-- latency: annotate stop -> Stopped, and start -> Running, for one Connector among N.
+- latency: annotate stop -> Stopped, and start -> Running, for one Connector among N;
+- the control plane's peak memory (each component's VmHWM) over the whole run.
 """
 
 from __future__ import annotations
@@ -167,6 +168,13 @@ class Bench:
         match = re.search(r"VmRSS:\s+(\d+) kB", rss)
         result["operator_rss_mib"] = round(int(match.group(1)) / 1024, 1) if match else None
         self.stop_operator()
+        peaks = {}
+        for name, component in self.plane.components.items():
+            if component.process is not None:
+                status = Path(f"/proc/{component.process.pid}/status").read_text()
+                found = re.search(r"VmHWM:\s+(\d+) kB", status)
+                peaks[name] = round(int(found.group(1)) / 1024) if found else 0
+        result["control_plane_peak_rss_mib"] = {**peaks, "total": sum(peaks.values())}
         return result
 
     def _phase(self, namespace: str, name: str) -> str:
