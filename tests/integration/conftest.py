@@ -240,6 +240,13 @@ class Connectors:
         selector = f"involvedObject.name={name},involvedObject.kind=Connector"
         return list(self.core.list_namespaced_event(self.namespace, field_selector=selector).items)
 
+    def wait_event(self, name: str, type_: str, reason: str) -> None:
+        """Events are posted right after the status they go with: wait, do not race them."""
+        eventually(
+            lambda: (type_, reason) in self.event_reasons(name),
+            what=f"a {type_} event {reason} for {name}",
+        )
+
     def event_reasons(self, name: str) -> list[tuple[str, str]]:
         events = sorted(self.events(name), key=lambda e: int(e.metadata.resource_version))
         return [(e.type, e.reason) for e in events]

@@ -54,7 +54,7 @@ def test_reference_mode_waits_for_the_secret_then_runs(
     condition = eventually(stalled, what="Stalled SecretNotFound")
     assert "refd-creds" in str(condition["message"])
     assert connectors.deployment("refd") is None, "nothing runs without its credentials"
-    assert ("Warning", "SecretNotFound") in connectors.event_reasons("refd")
+    connectors.wait_event("refd", "Warning", "SecretNotFound")
 
     connectors.apply(secret_manifest("refd-creds", REF_CREDENTIALS))
     status = connectors.wait_phase("refd", "Running")

@@ -108,7 +108,7 @@ def test_progress_deadline_makes_the_connector_failed(
     stalled = {c["type"]: c for c in status["conditions"]}["Stalled"]
     assert stalled["reason"] == "ProgressDeadlineExceeded"
     assert "connector-slow" in status["message"]
-    assert ("Warning", "Failed") in connectors.event_reasons("slow")
+    connectors.wait_event("slow", "Warning", "Failed")
 
 
 POLICY = """

@@ -41,6 +41,14 @@ def test_new_connector_starts_and_runs(operator: Operator, connectors: Connector
     assert deployment.spec.replicas == 1
     assert deployment.spec.strategy.type == "Recreate"
     assert deployment.status.available_replicas == 1
+    pod_spec = deployment.spec.template.spec
+    assert pod_spec.security_context.run_as_non_root is True
+    assert pod_spec.security_context.seccomp_profile.type == "RuntimeDefault"
+    (container,) = pod_spec.containers
+    assert container.security_context.allow_privilege_escalation is False
+    assert container.security_context.capabilities.drop == ["ALL"]
+    assert container.security_context.read_only_root_filesystem is True
+    assert container.image == "ghcr.io/dataspace-dev/connector:0.1.0"  # the documented default
     secret = connectors.core.read_namespaced_secret("connector-alpha", connectors.namespace)
     service = connectors.core.read_namespaced_service("connector-alpha", connectors.namespace)
     for child in (deployment, secret, service):
@@ -54,8 +62,8 @@ def test_new_connector_starts_and_runs(operator: Operator, connectors: Connector
         )
     assert sorted(secret.data) == sorted(S3_CREDENTIALS)
     assert [p.port for p in service.spec.ports] == [8080]
-    reasons = connectors.event_reasons("alpha")
-    assert reasons == [("Normal", "Starting"), ("Normal", "Running")]
+    connectors.wait_event("alpha", "Normal", "Running")
+    assert connectors.event_reasons("alpha") == [("Normal", "Starting"), ("Normal", "Running")]
     printed = connectors.kubectl("get", "conn", "alpha")
     assert "Running" in printed and "AmazonS3" in printed and "True" in printed
 
@@ -72,8 +80,8 @@ def test_stop_then_start(operator: Operator, connectors: Connectors) -> None:
     assert connectors.pods("beta") == []
     # The Service stays, ready for the start.
     connectors.core.read_namespaced_service("connector-beta", connectors.namespace)
-    assert ("Normal", "Stopping") in connectors.event_reasons("beta")
-    assert ("Normal", "Stopped") in connectors.event_reasons("beta")
+    connectors.wait_event("beta", "Normal", "Stopping")
+    connectors.wait_event("beta", "Normal", "Stopped")
 
     connectors.annotate("beta", "start")
     status = connectors.wait_phase("beta", "Running")
@@ -93,7 +101,7 @@ def test_fail_then_start_is_refused_then_stop_recovers(
     # Fail stops driving the workload: the Deployment is left as it was.
     deployment = connectors.deployment("gamma")
     assert deployment is not None and deployment.spec.replicas == 1
-    assert ("Warning", "Failed") in connectors.event_reasons("gamma")
+    connectors.wait_event("gamma", "Warning", "Failed")
 
     connectors.annotate("gamma", "start")
 
@@ -104,7 +112,7 @@ def test_fail_then_start_is_refused_then_stop_recovers(
     status = eventually(refused, what="the start to be refused")
     assert status["phase"] == "Failed"
     assert "stop" in status["action"]["message"]
-    assert ("Warning", "ActionRefused") in connectors.event_reasons("gamma")
+    connectors.wait_event("gamma", "Warning", "ActionRefused")
     settle()
     assert connectors.status("gamma")["phase"] == "Failed"
     refusals = [r for r in connectors.event_reasons("gamma") if r[1] == "ActionRefused"]
@@ -169,6 +177,7 @@ def test_unknown_action_changes_nothing_and_says_why(
     assert "'reboot'" in status["action"]["message"]
     assert status["phase"] == "Running"
     assert _conditions(status)["Stalled"] == "True"
+    connectors.wait_event("zeta", "Warning", "InvalidAction")
     warnings = [e for e in connectors.events("zeta") if e.reason == "InvalidAction"]
     assert len(warnings) == 1 and "'reboot'" in warnings[0].message
     assert connectors.deployment("zeta").spec.replicas == 1  # type: ignore[union-attr]
@@ -185,7 +194,7 @@ def test_edit_restarts_with_the_new_configuration(
     old_pods = {p.metadata.name for p in connectors.pods("eta")}
     connectors.apply(s3("eta", region="us-east-1"))
     connectors.wait_phase("eta", "Running")
-    assert ("Normal", "Restarting") in connectors.event_reasons("eta")
+    connectors.wait_event("eta", "Normal", "Restarting")
     deployment = connectors.deployment("eta")
     assert deployment is not None
     env = {e.name: e.value for e in deployment.spec.template.spec.containers[0].env}
