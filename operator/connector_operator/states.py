@@ -147,17 +147,37 @@ def _failed_conditions(reason: str, message: str) -> dict[str, Wanted]:
     return {READY: Wanted(False, reason, message), STALLED: Wanted(True, reason, message)}
 
 
+def _held(
+    phase: Phase | None,
+    reason: str,
+    message: str,
+    *,
+    record: ActionStatus | None,
+    applied_hash: str | None,
+    events: tuple[Event, ...],
+) -> Plan:
+    """A plan that leaves the workload alone because progress is blocked (Stalled)."""
+    return Plan(
+        intent=Intent.LEAVE,
+        phase=phase,
+        conditions=_failed_conditions(reason, message),
+        action=record,
+        message=message,
+        applied_hash=applied_hash,
+        events=events,
+    )
+
+
 def _fail_requested(previous: ConnectorStatus) -> Plan:
     message = (
         "The Connector was forced into Failed; the operator leaves its workload as it is "
         f"({RECOVER_HINT})."
     )
-    return Plan(
-        intent=Intent.LEAVE,
-        phase=Phase.FAILED,
-        conditions=_failed_conditions("FailRequested", message),
-        action=_accepted(Action.FAIL, "fail: the Connector is Failed."),
-        message=message,
+    return _held(
+        Phase.FAILED,
+        "FailRequested",
+        message,
+        record=_accepted(Action.FAIL, "fail: the Connector is Failed."),
         applied_hash=previous.config_hash,
         events=_transition_events(previous, Phase.FAILED, message),
     )
@@ -183,12 +203,11 @@ def _start_while_failed(previous: ConnectorStatus) -> Plan:
             message=f"start refused: the Connector is Failed; {RECOVER_HINT}.",
         )
         events = _record_events(previous, record, "ActionRefused")
-    return Plan(
-        intent=Intent.LEAVE,
-        phase=Phase.FAILED,
-        conditions=_failed_conditions(reason, message),
-        action=record,
-        message=message,
+    return _held(
+        Phase.FAILED,
+        reason,
+        message,
+        record=record,
         applied_hash=previous.config_hash,
         events=events,
     )
@@ -224,27 +243,27 @@ def _start(previous: ConnectorStatus, desired_hash: str, observed: Observed) -> 
     record = _accepted(Action.START, "start: the Connector runs.")
     if observed.config_problem is not None:
         reason, message = observed.config_problem
-        return Plan(
-            intent=Intent.LEAVE,
-            phase=previous.phase or Phase.STARTING,
-            conditions=_failed_conditions(reason, message),
-            action=record,
-            message=message,
+        announced = previous.message == message
+        return _held(
+            previous.phase or Phase.STARTING,
+            reason,
+            message,
+            record=record,
             applied_hash=previous.config_hash,
-            events=() if previous.message == message else (Event("Warning", reason, message),),
+            events=() if announced else (Event("Warning", reason, message),),
         )
     deployment = observed.deployment
     if deployment is not None and deployment.failure and deployment.config_hash == desired_hash:
         reason, detail = deployment.failure
         message = f"The Connector's Deployment failed: {detail} ({RECOVER_HINT})."
-        return Plan(
-            intent=Intent.LEAVE,
-            phase=Phase.FAILED,
-            conditions=_failed_conditions(reason, message),
-            action=record,
-            message=message,
+        events = _transition_events(previous, Phase.FAILED, message)
+        return _held(
+            Phase.FAILED,
+            reason,
+            message,
+            record=record,
             applied_hash=desired_hash,
-            events=_transition_events(previous, Phase.FAILED, message),
+            events=events,
         )
     if deployment is not None and _running(deployment, desired_hash):
         message = PHASE_MESSAGES[Phase.RUNNING]
