@@ -40,7 +40,7 @@ test-unit: install ## Run the unit tests only (no cluster)
 	$(BIN)/pytest tests/unit
 
 .PHONY: lint
-lint: install ## ruff, formatting, mypy strict, import contracts, CRD drift
+lint: install ## ruff, formatting, mypy strict, import contracts
 	$(BIN)/ruff check operator tests
 	$(BIN)/ruff format --check operator tests
 	$(BIN)/mypy

@@ -227,7 +227,10 @@ def test_edit_while_stopped_or_failed_keeps_the_phase(
     else:
         assert deployment.spec.template == template_before  # Failed: left as it is
     assert status["phase"] == phase
+    # Level-triggered: a start that replaces the stop before the operator saw it is a start
+    # while Failed, and refused. Wait for Stopped, as a user would.
     connectors.annotate("theta", "stop")
+    connectors.wait_phase("theta", "Stopped")
     connectors.annotate("theta", "start")
     connectors.wait_phase("theta", "Running")
     deployment = connectors.deployment("theta")
