@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -81,9 +82,17 @@ def binaries(build: bool = True) -> Path:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port that is free now, below Linux's ephemeral range (32768 and up), where outgoing
+    connections (the components' own among them) would otherwise take it before we bind."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)  # noqa: S311 -- spreading ports, not a secret
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ControlPlaneError("no free loopback port between 20000 and 32000")
 
 
 def port_in_use(port: int) -> bool:
@@ -236,12 +245,31 @@ class ControlPlane:
         return [c.process.pid for c in self.components.values() if c.process is not None]
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self, timeout: float = 120.0) -> None:
-        try:
-            self._start(timeout)
-        except BaseException:
-            self.stop()
-            raise
+    def start(self, timeout: float = 120.0, attempts: int = 3) -> None:
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start(timeout)
+                return
+            except ControlPlaneError as error:
+                self.stop()
+                # A port that was free when picked can still be taken before the bind: that
+                # race is worth new ports; any other failure is reported at once.
+                if "address already in use" not in str(error) or attempt == attempts:
+                    raise
+                log(f"a port was taken before its component bound it; retrying ({error})")
+                self._clear()
+            except BaseException:
+                self.stop()
+                raise
+
+    def _clear(self) -> None:
+        for path in self.workdir.iterdir():
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        self.components.clear()
+        self.ports.clear()
 
     def _start(self, timeout: float) -> None:
         started = time.monotonic()

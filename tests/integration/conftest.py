@@ -8,7 +8,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.conftest import ROOT, Cluster
+from tests.conftest import ROOT, Cluster, controlplane
 from tests.support import eventually
 
 OPERATOR_NAMESPACE = "connector-operator-system"
@@ -73,10 +72,7 @@ def operator_kubeconfig(
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+free_port = controlplane.free_port
 
 
 @dataclass
