@@ -151,10 +151,7 @@ class Reconciler:
         if event_type == "DELETED":
             changed = self.secrets.pop(key, None) is not None
         else:
-            data = body.get("data") or {}
-            info = SecretInfo(
-                resources.credentials_digest(data), frozenset(data), resources.stamp_of(body)
-            )
+            info = _secret_info(body)
             changed = self.secrets.get(key) != info
             self.secrets[key] = info
         if not changed:
@@ -293,7 +290,8 @@ class Reconciler:
             if info is None or info.stamp != resources.stamp_of(secret):
                 applied = await self.kube.apply(secret)
                 failpoints.reach("after-apply:Secret")
-                self.on_secret("MODIFIED", applied)
+                # Cache what was written, without queueing this Connector for another pass.
+                self.secrets[_key(applied)] = _secret_info(applied)
         service = resources.service(connector, self.operator)
         if service is not None and self.service_stamps.get(key) != resources.stamp_of(service):
             self.service_stamps[key] = resources.stamp_of(await self.kube.apply(service))
@@ -349,6 +347,11 @@ class Reconciler:
         await self._write_status(_key(body), body, status)
         if previous.message != message:
             await self.kube.post_event(body, "Warning", reason, message, now)
+
+
+def _secret_info(body: Mapping[str, Any]) -> SecretInfo:
+    data = body.get("data") or {}
+    return SecretInfo(resources.credentials_digest(data), frozenset(data), resources.stamp_of(body))
 
 
 def _rfc3339(moment: datetime.datetime) -> str:

@@ -27,7 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -460,8 +460,7 @@ class ControlPlane:
         ]
         return len(ready) >= len(NODE_NAMES)
 
-    def _wait(self, name: str, check: object, deadline: float) -> None:
-        assert callable(check)
+    def _wait(self, name: str, check: Callable[[], bool], deadline: float) -> None:
         while True:
             self.check_alive()
             if check():

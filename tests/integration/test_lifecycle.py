@@ -155,10 +155,14 @@ def test_start_while_running_and_stop_while_stopped_stay(
     assert after["metadata"]["resourceVersion"] == annotated
     assert after["status"]["phase"] == "Running"
     connectors.annotate("eps", "stop")
-    connectors.wait_phase("eps", "Stopped")
+    stopped = connectors.wait_phase("eps", "Stopped")
+    settle()  # let the operator post its last event and see its own status write
+    before = connectors.get("eps")["metadata"]["resourceVersion"]
     connectors.annotate("eps", "stop")
     settle()
-    assert connectors.status("eps")["phase"] == "Stopped"
+    after = connectors.get("eps")
+    assert after["metadata"]["resourceVersion"] == before, "a converged Connector costs no write"
+    assert after["status"] == stopped
 
 
 def test_unknown_action_changes_nothing_and_says_why(
