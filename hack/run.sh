@@ -23,6 +23,8 @@ else
   echo "connector-operator: use it from another shell with: export KUBECONFIG=$KUBECONFIG" >&2
 fi
 kubectl apply -f crds/ >&2
+# The operator keeps its hash key in a Secret of its own namespace, which must exist first.
+kubectl apply -f deploy/namespace.yaml >&2
 # One process on a developer's machine: no Lease needed (deploy/ turns it on for replicas).
 export CONNECTOR_OPERATOR_LEADER_ELECTION=${CONNECTOR_OPERATOR_LEADER_ELECTION:-false}
 export CONNECTOR_OPERATOR_LOG_FORMAT=${CONNECTOR_OPERATOR_LOG_FORMAT:-text}

@@ -11,6 +11,8 @@ from typing import Any
 DEFAULT_IMAGE = "ghcr.io/dataspace-dev/connector:0.1.0"
 PREFIX = "CONNECTOR_OPERATOR_"
 PORT_NAME = r"[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?"  # an IANA service name, as Kubernetes wants
+DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS_SUBDOMAIN = rf"{DNS_LABEL}(\.{DNS_LABEL})*"  # what Kubernetes wants of a Secret's name
 
 
 class ConfigError(ValueError):
@@ -58,6 +60,8 @@ class OperatorConfig:
     lease_duration_seconds: int = 15
     workers: int = 4
     watch_grace_seconds: int = 60
+    # The Secret, in lease_namespace (the operator's own), that holds the key of config hashes.
+    hash_key_secret: str = "connector-operator-hash-key"  # noqa: S105 -- a name, not a secret
 
     def fingerprint(self) -> dict[str, Any]:
         """What of this configuration shapes a Connector's pod (part of its config hash)."""
@@ -140,6 +144,17 @@ def _probe(env: Mapping[str, str], name: str, ports: tuple[Port, ...]) -> Probe 
     return Probe(path=path, port=port)
 
 
+def _dns_subdomain(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(PREFIX + name) or default
+    if len(raw) > 253 or re.fullmatch(DNS_SUBDOMAIN, raw) is None:
+        raise ConfigError(
+            f"{PREFIX}{name}={raw!r} must be a DNS subdomain, as a Secret's name: at most 253 "
+            "lowercase letters, digits, '-' and '.', each part between dots starting and ending "
+            "with a letter or digit"
+        )
+    return raw
+
+
 def _resources(raw: str | None) -> Mapping[str, Any] | None:
     if not raw:
         return None
@@ -194,4 +209,5 @@ def from_env(env: Mapping[str, str]) -> OperatorConfig:
         watch_grace_seconds=_int(
             env, "WATCH_GRACE_SECONDS", defaults.watch_grace_seconds, minimum=1
         ),
+        hash_key_secret=_dns_subdomain(env, "HASH_KEY_SECRET", defaults.hash_key_secret),
     )

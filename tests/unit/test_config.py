@@ -41,6 +41,7 @@ class TestDefaults:
             "connector-operator-system",
         )
         assert config.workers == 4
+        assert config.hash_key_secret == "connector-operator-hash-key"  # noqa: S105 -- a name
 
     def test_unrelated_variables_are_ignored(self) -> None:
         env = {"PATH": "/usr/bin", "IMAGE": "other:1", "CONNECTOR_IMAGE": "other:2"}
@@ -64,6 +65,7 @@ class TestDefaults:
             "LEASE_NAME",
             "LEASE_NAMESPACE",
             "WORKERS",
+            "HASH_KEY_SECRET",
         ],
     )
     def test_an_empty_value_means_the_default(self, name: str) -> None:
@@ -120,6 +122,9 @@ class TestEveryVariable:
             ({"LEASE_NAME": "my-lease"}, "lease_name", "my-lease"),
             ({"LEASE_NAMESPACE": "ops"}, "lease_namespace", "ops"),
             ({"WORKERS": "16"}, "workers", 16),
+            ({"HASH_KEY_SECRET": "hash-key"}, "hash_key_secret", "hash-key"),
+            ({"HASH_KEY_SECRET": "ops.hash-key.v2"}, "hash_key_secret", "ops.hash-key.v2"),
+            ({"HASH_KEY_SECRET": "k" * 253}, "hash_key_secret", "k" * 253),
         ],
         ids=lambda value: "-".join(value) if isinstance(value, dict) else None,
     )
@@ -153,6 +158,7 @@ class TestEveryVariable:
             "LEASE_NAME": "lease",
             "LEASE_NAMESPACE": "ops",
             "WORKERS": "1",
+            "HASH_KEY_SECRET": "key",
         }
 
         config = from_env({P + k: v for k, v in env.items()})
@@ -174,6 +180,7 @@ class TestEveryVariable:
             lease_name="lease",
             lease_namespace="ops",
             workers=1,
+            hash_key_secret="key",  # noqa: S106 -- the Secret's name
         )
 
 
@@ -214,6 +221,7 @@ class TestFingerprint:
             {"LEASE_NAME": "x"},
             {"LEASE_NAMESPACE": "y"},
             {"WORKERS": "8"},
+            {"HASH_KEY_SECRET": "other-key"},
         ],
         ids=lambda change: next(iter(change)),
     )
@@ -287,6 +295,21 @@ class TestErrors:
                 "LEADER_ELECTION",
                 "must be true or false",
                 id="bool",
+            ),
+            *(
+                pytest.param(
+                    {"HASH_KEY_SECRET": name}, "HASH_KEY_SECRET", "must be a DNS subdomain", id=id_
+                )
+                for name, id_ in [
+                    ("Hash-Key", "secret-uppercase"),
+                    ("hash_key", "secret-underscore"),
+                    ("-hash-key", "secret-leading-dash"),
+                    ("hash-key.", "secret-trailing-dot"),
+                    ("hash..key", "secret-empty-part"),
+                    ("hash-.key", "secret-part-ends-with-dash"),
+                    (" hash-key", "secret-blank"),
+                    ("k" * 254, "secret-too-long"),
+                ]
             ),
         ],
     )
