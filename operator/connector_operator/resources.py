@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -60,32 +61,40 @@ def env_name(field: str) -> str:
     return f"CONNECTOR_STORAGE_{field.upper()}"
 
 
+def _canonical(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
 def _digest(value: object) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return hashlib.sha256(_canonical(value)).hexdigest()[:32]
 
 
-def config_hash(connector: Connector, credentials_digest: str, operator: OperatorConfig) -> str:
+def config_hash(
+    connector: Connector, credentials_digest: str, operator: OperatorConfig, key: bytes
+) -> str:
     """Fingerprints everything that shapes the pod: an edit, a rotated Secret or a new
     operator image all change it, and the pod template carries it so the pod rolls.
 
     `credentials_digest` stands for the credential values (inline or from the referenced
-    Secret); the values themselves never enter a manifest's annotations.
+    Secret). Anyone who may read pods reads this hash, and all else that goes into it can be
+    read too (the spec, the operator's settings): were it a plain digest, a weak password could
+    be guessed offline by hashing candidates. So it is an HMAC under `key`, the installation's
+    secret hash key.
     """
     spec = connector.spec
-    return _digest(
-        {
-            "storageType": spec.storage_type.value,
-            "config": spec.non_secret_fields(),
-            "credentialsSecret": credentials_secret_name(connector),
-            "credentials": credentials_digest,
-            "operator": operator.fingerprint(),
-        }
-    )
+    payload = {
+        "storageType": spec.storage_type.value,
+        "config": spec.non_secret_fields(),
+        "credentialsSecret": credentials_secret_name(connector),
+        "credentials": credentials_digest,
+        "operator": operator.fingerprint(),
+    }
+    return hmac.new(key, _canonical(payload), hashlib.sha256).hexdigest()[:32]
 
 
 def credentials_digest(values: Mapping[str, str | bytes]) -> str:
-    """A digest of credential values, mixed with their keys."""
+    """A digest of credential values, mixed with their keys, for change detection. Unkeyed, so
+    it is held in memory only: what leaves the operator is `config_hash`, keyed."""
     return _digest(
         {k: v.decode() if isinstance(v, bytes) else v for k, v in sorted(values.items())}
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -69,14 +70,16 @@ def raw(
     }
 
 
+S3_INLINE_CONFIG = {
+    "bucket_name": "orders-data",
+    "region": "eu-central-1",
+    "url": "https://s3.eu-central-1.amazonaws.com",
+    **S3_CREDENTIALS,
+}
+
+
 def s3_inline(**changes: Any) -> Connector:
-    config = {
-        "bucket_name": "orders-data",
-        "region": "eu-central-1",
-        "url": "https://s3.eu-central-1.amazonaws.com",
-        **S3_CREDENTIALS,
-    }
-    return Connector.model_validate(raw("AmazonS3", {**config, **changes}))
+    return Connector.model_validate(raw("AmazonS3", {**S3_INLINE_CONFIG, **changes}))
 
 
 def s3_reference(ref: str = "orders-s3-credentials", **changes: Any) -> Connector:
@@ -115,6 +118,7 @@ WITH_PORTS = OperatorConfig(
     liveness_probe=Probe("/api/check/liveness", "management", 10, 20),
 )
 DIGEST = credentials_digest(S3_CREDENTIALS)
+KEY = bytes(range(32))  # a fixed hash key: the tests pin what the random one would vary
 
 
 def container(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -421,7 +425,7 @@ class TestEnvContract:
     ) -> None:
         connector = make()
         digest = credentials_digest(credentials)
-        hash_ = config_hash(connector, digest, operator)
+        hash_ = config_hash(connector, digest, operator, KEY)
         text = json.dumps(
             [
                 resources.deployment(connector, operator, hash_, 1),
@@ -468,12 +472,39 @@ class TestService:
 
 
 class TestConfigHash:
-    BASE = config_hash(s3_inline(), DIGEST, PLAIN)
+    BASE = config_hash(s3_inline(), DIGEST, PLAIN, KEY)
 
     def test_it_is_stable(self) -> None:
-        assert config_hash(s3_inline(), DIGEST, PLAIN) == self.BASE
+        assert config_hash(s3_inline(), DIGEST, PLAIN, KEY) == self.BASE
         assert len(self.BASE) == 32
         assert int(self.BASE, 16) >= 0
+
+    def test_the_key_changes_it(self) -> None:
+        other_key = bytes(range(1, 33))
+
+        assert config_hash(s3_inline(), DIGEST, PLAIN, other_key) != self.BASE
+        assert config_hash(s3_inline(), DIGEST, PLAIN, KEY[:16]) != self.BASE
+
+    def test_it_cannot_be_recomputed_without_the_key(self) -> None:
+        """Everything but the key is known to whoever reads the Connector and guesses the
+        credentials: hashing the guesses as the operator does must not hit the hash."""
+        connector = s3_inline()
+        payload = json.dumps(
+            {
+                "storageType": "AmazonS3",
+                "config": connector.spec.non_secret_fields(),
+                "credentialsSecret": "connector-orders",
+                "credentials": credentials_digest(S3_CREDENTIALS),
+                "operator": PLAIN.fingerprint(),
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
+        plain = hashlib.sha256(payload).hexdigest()
+
+        # The unkeyed formula of before (its first 32 hex digits) and the whole plain digest.
+        assert plain[:32] != self.BASE
+        assert self.BASE not in plain
 
     @pytest.mark.parametrize(
         ("connector", "digest", "operator"),
@@ -509,13 +540,13 @@ class TestConfigHash:
     def test_what_changes_it(
         self, connector: Connector, digest: str, operator: OperatorConfig
     ) -> None:
-        assert config_hash(connector, digest, operator) != self.BASE
+        assert config_hash(connector, digest, operator, KEY) != self.BASE
 
     def test_another_referenced_secret_changes_it(self) -> None:
         digest = credentials_digest(S3_CREDENTIALS)
 
-        assert config_hash(s3_reference("a"), digest, PLAIN) != config_hash(
-            s3_reference("b"), digest, PLAIN
+        assert config_hash(s3_reference("a"), digest, PLAIN, KEY) != config_hash(
+            s3_reference("b"), digest, PLAIN, KEY
         )
 
     @pytest.mark.parametrize(
@@ -525,7 +556,7 @@ class TestConfigHash:
                 Connector.model_validate(
                     raw(
                         "AmazonS3",
-                        s3_inline().spec.model_dump(mode="json")["storage_config"],
+                        S3_INLINE_CONFIG,
                         generation=9,
                         annotations={"dataspace.dev/action": "stop"},
                     )
@@ -543,14 +574,14 @@ class TestConfigHash:
         ],
     )
     def test_what_does_not(self, connector: Connector, operator: OperatorConfig) -> None:
-        assert config_hash(connector, DIGEST, operator) == self.BASE
+        assert config_hash(connector, DIGEST, operator, KEY) == self.BASE
 
     def test_a_status_change_does_not(self) -> None:
         body = raw("HttpData", {})
-        before = config_hash(Connector.model_validate(body), "", PLAIN)
+        before = config_hash(Connector.model_validate(body), "", PLAIN, KEY)
         body["status"] = {"phase": "Running", "configHash": before}
 
-        assert config_hash(Connector.model_validate(body), "", PLAIN) == before
+        assert config_hash(Connector.model_validate(body), "", PLAIN, KEY) == before
 
 
 class TestCredentialsDigest:
