@@ -43,8 +43,11 @@ PRINTER_COLUMNS: tuple[dict[str, str], ...] = (
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 )
 
-# Keys of pydantic's JSON schema that a structural schema has no use for.
-_DROPPED_KEYS = frozenset({"title", "$defs"})
+# Keys of pydantic's JSON schema that a structural schema has no use for. SecretStr adds
+# writeOnly, for which a CRD's schema has no field (strict field validation refuses it).
+_DROPPED_KEYS = frozenset({"title", "$defs", "writeOnly"})
+# SecretStr's format: a plain string to the API server, which validates nothing under it.
+_DROPPED_FORMATS = frozenset({"password"})
 # Keys under which a schema holds other schemas, not values.
 _NESTED_KEYS = frozenset({"not", "allOf", "oneOf"})
 
@@ -54,7 +57,8 @@ def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
 
     References are inlined, Optional's `anyOf [X, null]` collapses to X (an absent field is how
     Kubernetes spells None), and what a structural schema forbids or prunes anyway goes:
-    titles, null defaults and `additionalProperties: false`.
+    titles, null defaults, `additionalProperties: false` and SecretStr's `writeOnly` and
+    `format: password`.
     """
     schema = model.model_json_schema(by_alias=True)
     return _structural(schema, schema.get("$defs", {}))
@@ -64,6 +68,8 @@ def _structural(node: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, A
     result: dict[str, Any] = {}
     for key, value in _resolve(node, defs).items():
         if key in _DROPPED_KEYS or (key == "default" and value is None):
+            continue
+        if key == "format" and value in _DROPPED_FORMATS:
             continue
         if key in _NESTED_KEYS:
             raise ValueError(f"no structural form for {key!r} in {node!r}")

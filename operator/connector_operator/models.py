@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "dataspace.dev"
@@ -33,6 +33,8 @@ class StorageType(StrEnum):
 # unbounded, and the estimate grows with the longest string a rule may read.
 ConfigValue = Annotated[str, Field(min_length=1, max_length=1024)]
 UrlValue = Annotated[str, Field(min_length=1, max_length=2048)]
+CredentialValue = Annotated[SecretStr, Field(min_length=1, max_length=1024)]
+"""A credential: its repr, str and JSON dump are masked; only get_secret_value() reveals it."""
 
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
@@ -51,9 +53,17 @@ class SecretReference(BaseModel):
 
 
 class StorageConfig(BaseModel):
-    """The storage payload of the seed API; which fields apply depends on storage_type."""
+    """The storage payload of the seed API; which fields apply depends on storage_type.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    All eight credential fields are SecretStr, the user names and account names too, although
+    they identify rather than authenticate: an access key id names its AWS account and is half of
+    the pair an attacker needs, and the operator treats the eight as one unit (they go to a
+    Secret, never into a manifest). One type for all of them means no repr, log line or status
+    message can show any, and no code path has to know which half is safe to print. The values
+    leave their SecretStr in one place only: `ConnectorSpec.inline_credentials`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     bucket_name: ConfigValue | None = Field(
         default=None, description="Name of the S3 bucket. AmazonS3: required."
@@ -72,28 +82,28 @@ class StorageConfig(BaseModel):
             "optional) or the blob service endpoint (AzureStorage: optional)."
         ),
     )
-    username_read: ConfigValue | None = Field(
+    username_read: CredentialValue | None = Field(
         default=None, description="Access key id for reading. AmazonS3 credential."
     )
-    password_read: ConfigValue | None = Field(
+    password_read: CredentialValue | None = Field(
         default=None, description="Secret access key for reading. AmazonS3 credential."
     )
-    username_write: ConfigValue | None = Field(
+    username_write: CredentialValue | None = Field(
         default=None, description="Access key id for writing. AmazonS3 credential."
     )
-    password_write: ConfigValue | None = Field(
+    password_write: CredentialValue | None = Field(
         default=None, description="Secret access key for writing. AmazonS3 credential."
     )
-    account_name_read: ConfigValue | None = Field(
+    account_name_read: CredentialValue | None = Field(
         default=None, description="Storage account name for reading. AzureStorage credential."
     )
-    account_key_read: ConfigValue | None = Field(
+    account_key_read: CredentialValue | None = Field(
         default=None, description="Storage account key for reading. AzureStorage credential."
     )
-    account_name_write: ConfigValue | None = Field(
+    account_name_write: CredentialValue | None = Field(
         default=None, description="Storage account name for writing. AzureStorage credential."
     )
-    account_key_write: ConfigValue | None = Field(
+    account_key_write: CredentialValue | None = Field(
         default=None, description="Storage account key for writing. AzureStorage credential."
     )
     credentials_secret_ref: SecretReference | None = Field(
@@ -344,7 +354,8 @@ def broken_rules(storage_type: StorageType, config: StorageConfig) -> list[str]:
 class ConnectorSpec(BaseModel):
     """The Connector's configuration: the seed API's payload, field for field."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A validation error's text quotes its input, which holds the credentials.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     storage_type: StorageType = Field(
         description="The kind of storage: HttpData (none), AmazonS3 or AzureStorage."
@@ -381,15 +392,19 @@ class ConnectorSpec(BaseModel):
     def non_secret_fields(self) -> dict[str, str]:
         """The storage_config fields that are set and are not credentials, by field name."""
         names = REQUIRED_FIELDS[self.storage_type] + OPTIONAL_FIELDS[self.storage_type]
-        return self._set_fields(names)
+        values: dict[str, str | None] = {name: getattr(self.storage_config, name) for name in names}
+        return {name: value for name, value in values.items() if value is not None}
 
     def inline_credentials(self) -> dict[str, str]:
-        """The credentials given inline, by field name; empty in reference mode and for HttpData."""
-        return self._set_fields(CREDENTIAL_FIELDS[self.storage_type])
-
-    def _set_fields(self, names: tuple[str, ...]) -> dict[str, str]:
-        values = {name: getattr(self.storage_config, name) for name in names}
-        return {name: value for name, value in values.items() if value is not None}
+        """The credentials given inline, by field name, in clear: the data of the operator's
+        Secret. Empty in reference mode and for HttpData."""
+        secrets: dict[str, SecretStr | None] = {
+            name: getattr(self.storage_config, name)
+            for name in CREDENTIAL_FIELDS[self.storage_type]
+        }
+        return {
+            name: value.get_secret_value() for name, value in secrets.items() if value is not None
+        }
 
 
 NAME_MAX_LENGTH = 53
@@ -519,7 +534,7 @@ class ObjectMeta(BaseModel):
 class Connector(BaseModel):
     """A dataspace Connector: an Eclipse Dataspace Components stack with its storage."""
 
-    model_config = ConfigDict(**_KUBERNETES_STYLE, extra="ignore")
+    model_config = ConfigDict(**_KUBERNETES_STYLE, extra="ignore", hide_input_in_errors=True)
 
     api_version: str = API_VERSION
     kind: str = KIND

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from connector_operator.crd import (
     DEFAULT_OUTPUT,
@@ -21,6 +21,7 @@ from connector_operator.crd import (
     structural_schema,
 )
 from connector_operator.models import (
+    CREDENTIAL_FIELDS,
     NAME_RULE,
     SPEC_RULES,
     Reason,
@@ -128,7 +129,8 @@ def test_printer_columns() -> None:
 @pytest.mark.parametrize(("path", "node"), list(_nodes(_root())), ids=str)
 def test_schema_node_is_structural(path: str, node: dict[str, Any]) -> None:
     assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields") is True, path
-    for key in ["$ref", "$defs", "anyOf", "oneOf", "allOf", "not", "title", "nullable"]:
+    unstructural = ["$ref", "$defs", "anyOf", "oneOf", "allOf", "not", "title", "nullable"]
+    for key in [*unstructural, "writeOnly"]:
         assert key not in node, f"{path} has {key}"
     assert node.get("additionalProperties", True) is not False, path
     assert "default" not in node or node["default"] is not None, path
@@ -162,6 +164,14 @@ def test_spec_is_the_seed_payload() -> None:
     secret_ref = config["properties"]["credentials_secret_ref"]
     assert secret_ref["required"] == ["name"]
     assert secret_ref["properties"]["name"]["maxLength"] == 253
+
+
+@pytest.mark.parametrize("name", sorted({n for names in CREDENTIAL_FIELDS.values() for n in names}))
+def test_a_credential_is_a_plain_bounded_string(name: str) -> None:
+    node = _spec()["properties"]["storage_config"]["properties"][name]
+
+    assert node.pop("description")
+    assert node == {"type": "string", "minLength": 1, "maxLength": 1024}
 
 
 def test_status_is_camel_case_with_conditions_keyed_by_type() -> None:
@@ -306,6 +316,17 @@ def test_structural_schema_inlines_and_collapses() -> None:
                 "additionalProperties": {"type": "integer", "format": "int64"},
             },
         },
+    }
+
+
+class _Masked(BaseModel):
+    secret: Annotated[SecretStr, Field(max_length=8)] | None = None
+
+
+def test_structural_schema_makes_a_secret_a_plain_string() -> None:
+    assert structural_schema(_Masked) == {
+        "type": "object",
+        "properties": {"secret": {"type": "string", "maxLength": 8}},
     }
 
 

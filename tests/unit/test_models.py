@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 import pytest
@@ -112,6 +113,8 @@ def test_valid_spec_is_accepted_and_round_trips(payload: dict[str, Any]) -> None
     spec = ConnectorSpec.model_validate(payload)
 
     dumped = spec.model_dump(mode="json", exclude_none=True)
+    # Credentials dump masked: inline_credentials is the one way back to their values.
+    dumped["storage_config"] = {**dumped.get("storage_config", {}), **spec.inline_credentials()}
 
     assert dumped == {"storage_config": {}, **payload}
     assert ConnectorSpec.model_validate(dumped) == spec
@@ -236,6 +239,16 @@ def test_valid_spec_is_accepted_and_round_trips(payload: dict[str, Any]) -> None
         ),
         pytest.param(
             s3(**{**S3_INLINE, "region": "r" * 1025}), ["storage_config.region"], id="too-long"
+        ),
+        pytest.param(
+            s3(**{**S3_INLINE, "password_read": ""}),
+            ["storage_config.password_read"],
+            id="empty-credential",
+        ),
+        pytest.param(
+            azure(**{**AZURE_INLINE, "account_name_write": "a" * 1025}),
+            ["storage_config.account_name_write"],
+            id="too-long-credential",
         ),
         pytest.param(
             azure(container_name="c", credentials_secret_ref={"name": "Not_A_Name"}),
@@ -511,3 +524,86 @@ def test_connector_without_status_gets_an_empty_one() -> None:
 def test_connector_with_invalid_spec_names_the_field() -> None:
     with pytest.raises(ValidationError, match=r"storage_config\.region is required"):
         Connector.model_validate(_body(spec=s3(**without(S3_INLINE, "region"))))
+
+
+# Values no other text of these tests contains, so that finding one means it leaked.
+S3_SECRETS = {
+    "username_read": "AKIA-LEAK-7Q2LX",
+    "password_read": "leak/Xk29+qLmZpT8vWn3e",
+    "username_write": "AKIA-LEAK-5H8JD",
+    "password_write": "leak/Pq71+aBcDeF0gHiJk",
+}
+AZURE_SECRETS = {
+    "account_name_read": "leakrdacct4k2",
+    "account_key_read": "leakRdKey0mN3bV6cX9zQ1wE4r==",
+    "account_name_write": "leakwracct9m7",
+    "account_key_write": "leakWrKey7tY2uI5oP8aS1dF4g==",
+}
+INLINE_SPECS = [
+    pytest.param(s3(bucket_name="b", region="r", **S3_SECRETS), S3_SECRETS, id="s3"),
+    pytest.param(azure(container_name="c", **AZURE_SECRETS), AZURE_SECRETS, id="azure"),
+]
+
+
+@pytest.mark.parametrize(("spec", "credentials"), INLINE_SPECS)
+def test_no_repr_str_or_dump_shows_a_credential(
+    spec: dict[str, Any], credentials: dict[str, str]
+) -> None:
+    connector = Connector.model_validate(_body(spec=spec))
+    dumped = connector.model_dump(mode="json")
+    shown = [
+        repr(connector),
+        str(connector),
+        f"{connector.spec.storage_config!r} {connector.spec.storage_config}",
+        str(connector.model_dump()),
+        json.dumps(dumped),
+        connector.model_dump_json(),
+    ]
+
+    leaks = [
+        (text[:40], value) for text in shown for value in credentials.values() if value in text
+    ]
+    assert leaks == []
+    assert {dumped["spec"]["storage_config"][name] for name in credentials} == {"**********"}
+    assert connector.spec.inline_credentials() == credentials
+
+
+def test_every_credential_field_is_masked() -> None:
+    names = {name for fields in CREDENTIAL_FIELDS.values() for name in fields}
+    config = StorageConfig.model_validate(dict.fromkeys(names, "leak-value"))
+
+    assert set(config.model_dump(mode="json", exclude_none=True).values()) == {"**********"}
+
+
+@pytest.mark.parametrize(("spec", "credentials"), INLINE_SPECS)
+@pytest.mark.parametrize(
+    "change",
+    [{"region": "r" * 1025}, {"url": "ftp://x"}, {"colour": "blue"}],
+    ids=["field-error", "rule-error", "unknown-field"],
+)
+def test_a_validation_error_quotes_no_credential(
+    spec: dict[str, Any], credentials: dict[str, str], change: dict[str, str]
+) -> None:
+    broken = {**spec, "storage_config": {**spec["storage_config"], **change}}
+    texts = []
+    for model, body in ((Connector, _body(spec=broken)), (ConnectorSpec, broken)):
+        with pytest.raises(ValidationError) as caught:
+            model.model_validate(body)
+        texts.append(str(caught.value))
+
+    assert [value for text in texts for value in credentials.values() if value in text] == []
+    # pydantic shortens what it quotes, so a value cut in two would escape the check above.
+    assert [text for text in texts if "input_value" in text] == []
+
+
+def test_a_too_long_credential_is_not_quoted_in_the_error() -> None:
+    secret = "leak-" + "x" * 1100
+
+    with pytest.raises(ValidationError) as in_connector:
+        Connector.model_validate(_body(spec=s3(**{**S3_INLINE, "password_read": secret})))
+    with pytest.raises(ValidationError) as in_config:
+        StorageConfig.model_validate({"password_read": secret})
+
+    assert "storage_config.password_read" in str(in_connector.value)
+    assert "leak-" not in str(in_connector.value)
+    assert "leak-" not in str(in_config.value)
