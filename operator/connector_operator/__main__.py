@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
+import random
+import socket
 import sys
 
 import kopf
@@ -12,38 +15,51 @@ import prometheus_client
 
 from connector_operator import handlers
 from connector_operator.config import ConfigError, OperatorConfig, from_env
+from connector_operator.controller import Controller
+from connector_operator.hashkey import HashKeyError, ensure_hash_key
 from connector_operator.kube import Kube, load_api_client
 from connector_operator.leader import LeaderElector
-from connector_operator.reconcile import Reconciler
 
 
 async def run(cfg: OperatorConfig) -> None:
-    kube = Kube(load_api_client())
-    reconciler = Reconciler(kube, cfg)
-    registry = kopf.OperatorRegistry()
-    handlers.register(registry, reconciler, cfg)
-    lost = asyncio.Event()
-    holding: asyncio.Task[None] | None = None
+    # Blocking API calls run in threads; enough of them that a few hung calls (each has a
+    # deadline) never keep the Lease renewal waiting for a thread.
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(max_workers=cfg.workers + 16)
+    )
+    identity = f"{socket.gethostname()}-{os.getpid()}"
+    kube = Kube(load_api_client(), identity)
+    try:
+        hash_key = await ensure_hash_key(kube, cfg.lease_namespace, cfg.hash_key_secret)
+    except HashKeyError as error:
+        print(f"connector-operator: {error}", file=sys.stderr)
+        sys.exit(2)
+    controller = Controller(kube, cfg, hash_key, random.Random())  # noqa: S311 -- jitter only
+    elector = None
     if cfg.leader_election:
         elector = LeaderElector(
-            kube, cfg.lease_name, cfg.lease_namespace, kube.identity, cfg.lease_duration_seconds
+            kube,
+            cfg.lease_name,
+            cfg.lease_namespace,
+            identity,
+            duration=cfg.lease_duration_seconds,
+            renew_deadline=cfg.renew_deadline_seconds,
+            retry_period=cfg.retry_period_seconds,
         )
-        await elector.acquire()
-        holding = asyncio.create_task(elector.hold(lost))
-    await reconciler.prime(cfg.namespaces)
+    stop = asyncio.Event()
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, controller, elector, cfg, stop)
     await kopf.operator(
         registry=registry,
         standalone=True,  # Kopf's own peering is replaced by the Lease
         clusterwide=not cfg.namespaces,
         namespaces=list(cfg.namespaces),
         liveness_endpoint=f"http://0.0.0.0:{cfg.health_port}/healthz" if cfg.health_port else None,
-        stop_flag=lost,
+        stop_flag=stop,
     )
-    if holding is not None:
-        holding.cancel()
-    if lost.is_set():
-        # Another replica may lead now: exit, and let the Deployment restart this one as a
-        # candidate, rather than reconcile beside the new leader.
+    if stop.is_set():
+        # The lead was lost (another replica may lead now) or the controller failed: exit, and
+        # let the Deployment restart this one as a candidate.
         sys.exit(1)
 
 

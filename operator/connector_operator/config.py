@@ -58,6 +58,11 @@ class OperatorConfig:
     lease_name: str = "connector-operator"
     lease_namespace: str = "connector-operator-system"
     lease_duration_seconds: int = 15
+    # A leader that has not renewed for this long stops writing and exits: shorter than the
+    # lease duration, so it has stopped before a standby may take the Lease.
+    renew_deadline_seconds: int = 10
+    retry_period_seconds: int = 2
+    resync_seconds: int = 600  # every Connector is looked at again this often (jittered)
     workers: int = 4
     watch_grace_seconds: int = 60
     # The Secret, in lease_namespace (the operator's own), that holds the key of config hashes.
@@ -155,6 +160,27 @@ def _dns_subdomain(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
+def _lease_timing(env: Mapping[str, str], defaults: OperatorConfig) -> tuple[int, int, int]:
+    """(lease duration, renew deadline, retry period), each shorter than the one before."""
+    duration = _int(env, "LEASE_DURATION_SECONDS", defaults.lease_duration_seconds, minimum=2)
+    deadline = _int(
+        env, "RENEW_DEADLINE_SECONDS", min(defaults.renew_deadline_seconds, duration - 1), 1
+    )
+    retry = _int(env, "RETRY_PERIOD_SECONDS", min(defaults.retry_period_seconds, deadline), 1)
+    if deadline >= duration:
+        raise ConfigError(
+            f"{PREFIX}RENEW_DEADLINE_SECONDS={deadline} must be shorter than "
+            f"{PREFIX}LEASE_DURATION_SECONDS={duration}: a leader must stop before a standby "
+            "may take over"
+        )
+    if retry > deadline:
+        raise ConfigError(
+            f"{PREFIX}RETRY_PERIOD_SECONDS={retry} must not exceed "
+            f"{PREFIX}RENEW_DEADLINE_SECONDS={deadline}"
+        )
+    return duration, deadline, retry
+
+
 def _resources(raw: str | None) -> Mapping[str, Any] | None:
     if not raw:
         return None
@@ -186,6 +212,7 @@ def from_env(env: Mapping[str, str]) -> OperatorConfig:
     health_port = _int(env, "HEALTH_PORT", defaults.health_port, maximum=65535)
     if metrics_port and metrics_port == health_port:
         raise ConfigError(f"{PREFIX}METRICS_PORT and {PREFIX}HEALTH_PORT must differ")
+    lease = _lease_timing(env, defaults)
     return OperatorConfig(
         image=env.get(PREFIX + "IMAGE") or defaults.image,
         image_pull_policy=env.get(PREFIX + "IMAGE_PULL_POLICY") or defaults.image_pull_policy,
@@ -202,9 +229,10 @@ def from_env(env: Mapping[str, str]) -> OperatorConfig:
         leader_election=_bool(env, "LEADER_ELECTION", defaults.leader_election),
         lease_name=env.get(PREFIX + "LEASE_NAME") or defaults.lease_name,
         lease_namespace=env.get(PREFIX + "LEASE_NAMESPACE") or defaults.lease_namespace,
-        lease_duration_seconds=_int(
-            env, "LEASE_DURATION_SECONDS", defaults.lease_duration_seconds, minimum=3
-        ),
+        lease_duration_seconds=lease[0],
+        renew_deadline_seconds=lease[1],
+        retry_period_seconds=lease[2],
+        resync_seconds=_int(env, "RESYNC_SECONDS", defaults.resync_seconds, minimum=10),
         workers=_int(env, "WORKERS", defaults.workers, minimum=1),
         watch_grace_seconds=_int(
             env, "WATCH_GRACE_SECONDS", defaults.watch_grace_seconds, minimum=1

@@ -1,25 +1,50 @@
-"""Thin Kopf handlers: watch events feed the reconcile service's caches and work queue.
+"""Thin Kopf handlers: Kopf runs the process (login, startup and cleanup, the liveness probe);
+the controller, started once this replica leads, holds the watches and the work queue.
 
-Only event handlers are used: Kopf then writes nothing of its own (no finalizers, no progress
-or last-handled-configuration annotations that would copy credentials from the spec), and the
-reconcile path stays level-triggered."""
+The watches are the controller's own list-watch informers, not Kopf's resource handlers: Kopf's
+stream does not report objects deleted while a watch was down (a 410 Gone relist), and the
+operator must notice those. Kopf therefore writes nothing into Connectors: no finalizers, no
+progress or last-handled-configuration annotations that would copy credentials from the spec.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import kopf
 
-from connector_operator import failpoints, resources
+from connector_operator import metrics
 from connector_operator.config import OperatorConfig
-from connector_operator.models import GROUP, PLURAL, VERSION
-from connector_operator.reconcile import Reconciler
+from connector_operator.controller import Controller
+from connector_operator.leader import LeaderElector
 
-MANAGED = {resources.MANAGED_BY_LABEL: resources.MANAGER}
+log = logging.getLogger(__name__)
 
 
-def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, cfg: OperatorConfig) -> None:
+def register(
+    registry: kopf.OperatorRegistry,
+    controller: Controller,
+    elector: LeaderElector | None,
+    cfg: OperatorConfig,
+    stop: asyncio.Event,
+) -> None:
+    tasks: list[asyncio.Task[None]] = []
+
+    async def lead() -> None:
+        if elector is not None:
+            await elector.acquire()
+            controller.kube.fence = elector.leading
+            tasks.append(asyncio.create_task(elector.hold(stop), name="lease"))
+        metrics.LEADER.set(1)
+        await controller.start()
+
+    def on_done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the controller could not start: %s", task.exception())
+            stop.set()  # exit; the kubelet (or the user) restarts a fresh process
+
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_via_client(**kwargs)
@@ -28,45 +53,24 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, cfg: Opera
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # framework logs are not the user's events
         settings.scanning.disabled = True  # no CRD/namespace watching: fewer RBAC rights
-        settings.watching.server_timeout = 300
-        settings.watching.client_timeout = 330
-        settings.watching.connect_timeout = 10
-        settings.watching.reconnect_backoff = 1.0
         settings.networking.request_timeout = 30
-        reconciler.queue.start()
+        # A standby answers its liveness probe at once: it waits for the Lease in the background.
+        task = asyncio.create_task(lead(), name="lead")
+        task.add_done_callback(on_done)
+        tasks.append(task)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
-        await reconciler.queue.stop()
+        metrics.LEADER.set(0)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if controller.running:
+            await controller.stop()
 
     # One attempt: a failed check must answer the kubelet (HTTP 500) now, not retry for a minute.
     @kopf.on.probe(id="watch", retries=1, backoff=0, registry=registry)
     async def watch_is_fresh(**_: Any) -> dict[str, int]:
-        return await reconciler.check_freshness(cfg.namespaces, cfg.watch_grace_seconds)
-
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def connector_event(event: kopf.RawEvent, **_: Any) -> None:
-        if failpoints.armed("drop-connector-events"):
-            return  # tests: a watch that stalls silently
-        reconciler.on_connector(event["type"], event["object"])
-
-    @kopf.on.event("apps", "v1", "deployments", labels=MANAGED, registry=registry)
-    async def deployment_event(event: kopf.RawEvent, **_: Any) -> None:
-        reconciler.on_deployment(event["type"], event["object"])
-
-    @kopf.on.event("", "v1", "pods", labels=MANAGED, registry=registry)
-    async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
-        reconciler.on_pod(event["type"], event["object"])
-
-    @kopf.on.event("", "v1", "services", labels=MANAGED, registry=registry)
-    async def service_event(event: kopf.RawEvent, **_: Any) -> None:
-        reconciler.on_service(event["type"], event["object"])
-
-    # All Secrets: a referenced Secret is the user's and carries no label of ours.
-    @kopf.on.event("", "v1", "secrets", registry=registry)
-    async def secret_event(event: kopf.RawEvent, **_: Any) -> None:
-        reconciler.on_secret(event["type"], event["object"])
-
-    logging.getLogger(__name__).debug(
-        "handlers registered (namespaces: %s)", cfg.namespaces or "all"
-    )
+        if not controller.running:
+            return {"leading": 0}  # a healthy standby, or a leader still priming its cache
+        return {"leading": 1, **await controller.check(cfg.watch_grace_seconds)}

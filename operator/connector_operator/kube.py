@@ -4,12 +4,12 @@ loop, plain dicts: no model deserialization)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import logging
-import os
-import socket
-from collections.abc import Mapping
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import urllib3
@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 FIELD_MANAGER = "connector-operator"
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
-TIMEOUT = (5, 30)  # connect, read (seconds)
+TIMEOUT = (5, 30)  # connect, read (seconds): no call waits for ever
+WATCH_SLACK = 30  # seconds a watch may stay silent beyond its timeoutSeconds
 
 
 class NotFoundError(Exception):
@@ -36,6 +37,10 @@ class ConflictError(Exception):
 
 class TransientError(Exception):
     """The API server could not answer now (5xx, 429, a dropped connection); retry."""
+
+
+class FencedError(Exception):
+    """A write was refused before it was sent: this replica is no longer sure that it leads."""
 
 
 def load_api_client() -> client.ApiClient:
@@ -62,11 +67,18 @@ def connector_path(namespace: str, name: str) -> str:
 
 
 class Kube:
-    """Async verbs over one API client; every write is counted in the metrics."""
+    """Async verbs over one API client; every write is counted in the metrics.
 
-    def __init__(self, api: client.ApiClient) -> None:
+    `identity` names this replica in the User-Agent of every request (the audit log shows who
+    wrote what) and in the Lease. `fence`, once set, is asked right before each write is sent:
+    a replica that cannot prove it still leads sends nothing.
+    """
+
+    def __init__(self, api: client.ApiClient, identity: str) -> None:
         self.api = api
-        self.identity = f"{socket.gethostname()}-{os.getpid()}"
+        self.identity = identity
+        self.fence: Callable[[], bool] | None = None
+        api.user_agent = f"{FIELD_MANAGER}/{_version()} ({identity})"
 
     async def _call(
         self,
@@ -77,6 +89,8 @@ class Kube:
         content_type: str = "application/json",
         query: list[tuple[str, str]] | None = None,
         accept: str = "application/json",
+        fenced: bool = False,
+        timeout: tuple[float, float] = TIMEOUT,
     ) -> dict[str, Any]:
         def call() -> dict[str, Any]:
             method_, url, headers, _, _ = self.api.param_serialize(
@@ -89,8 +103,10 @@ class Kube:
             # The client serializes JSON bodies itself; an apply patch (YAML, of which JSON is a
             # subset) goes as the text we give it.
             payload = json.dumps(body) if content_type == APPLY and body is not None else body
+            if fenced and self.fence is not None and not self.fence():
+                raise FencedError(f"{method} {path}: not sent, this replica may no longer lead")
             response = self.api.call_api(
-                method_, url, header_params=headers, body=payload, _request_timeout=TIMEOUT
+                method_, url, header_params=headers, body=payload, _request_timeout=timeout
             )
             raw: bytes = response.read()  # type: ignore[no-untyped-call]
             if not 200 <= response.status < 300:
@@ -108,6 +124,7 @@ class Kube:
     async def _write(
         self, verb: str, resource: str, method: str, path: str, **kwargs: Any
     ) -> dict[str, Any]:
+        kwargs.setdefault("fenced", True)
         result = await self._call(method, path, **kwargs)
         metrics.API_WRITES.labels(verb=verb, resource=resource).inc()
         return result
@@ -118,27 +135,102 @@ class Kube:
         except NotFoundError:
             return None
 
-    async def list_items(
-        self, path: str, label_selector: str | None = None
-    ) -> list[dict[str, Any]]:
-        query = [("labelSelector", label_selector)] if label_selector else []
-        items: list[dict[str, Any]] = (await self._call("GET", path, query=query)).get("items", [])
-        return items
+    async def list_page(
+        self, path: str, query: list[tuple[str, str]], accept: str = "application/json"
+    ) -> dict[str, Any]:
+        """One page of a LIST (`limit` and `continue` are in `query`)."""
+        return await self._call("GET", path, query=query, accept=accept)
 
-    async def list_metadata(self, path: str) -> list[dict[str, Any]]:
-        """Only the items' metadata: a cheap way to compare the server with a cache."""
+    async def list_metadata(self, path: str, page_size: int = 500) -> list[dict[str, Any]]:
+        """Only the items' metadata, page by page: a cheap way to compare the server with a
+        cache."""
         accept = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
-        items: list[dict[str, Any]] = (await self._call("GET", path, accept=accept)).get(
-            "items", []
-        )
-        return items
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            query = [("limit", str(page_size))] + ([("continue", token)] if token else [])
+            page = await self.list_page(path, query, accept)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items
 
-    async def create(self, collection: str, body: Mapping[str, Any], kind: str) -> dict[str, Any]:
-        return await self._write("create", kind, "POST", collection, body=body)
+    async def watch(
+        self, path: str, query: list[tuple[str, str]], accept: str = "application/json"
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events of one WATCH request, until the server ends it.
 
-    async def replace(self, path: str, body: Mapping[str, Any], kind: str) -> dict[str, Any]:
+        The stream is read by a thread of its own (a watch blocks for minutes; it must not hold
+        one of the loop's executor threads) and handed to the loop line by line.
+        """
+        seconds = next((int(v) for k, v in query if k == "timeoutSeconds"), 300)
+        loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+
+        def open_stream() -> Any:
+            method_, url, headers, _, _ = self.api.param_serialize(
+                method="GET",
+                resource_path=path,
+                query_params=query,
+                header_params={"Accept": accept},
+                auth_settings=["BearerToken"],
+            )
+            response = self.api.call_api(
+                method_, url, header_params=headers, _request_timeout=(5, seconds + WATCH_SLACK)
+            )
+            if response.status == 410:
+                raise _GoneError
+            if not 200 <= response.status < 300:
+                raise _status_error(response.status, response.response.data, "WATCH", path)
+            return response
+
+        def hand_over(item: bytes | BaseException | None) -> None:
+            # A loop that has closed raises RuntimeError: nobody is listening any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(lines.put_nowait, item)
+
+        def pump(response: Any) -> None:
+            buffer = b""
+            try:
+                for chunk in response.response.stream(65536, decode_content=True):
+                    buffer += chunk
+                    while b"\n" in buffer:
+                        line, buffer = buffer.split(b"\n", 1)
+                        hand_over(line)
+            except BaseException as error:
+                hand_over(error)
+            finally:
+                hand_over(None)
+
+        try:
+            response = await asyncio.to_thread(open_stream)
+        except _GoneError:
+            yield {"type": "ERROR", "object": {"code": 410, "message": "Gone"}}
+            return
+        except ApiException as error:
+            raise _status_error(error.status or 0, error.body, "WATCH", path) from None
+        except (OSError, urllib3.exceptions.HTTPError) as error:
+            raise TransientError(f"WATCH {path}: {error}") from None
+        threading.Thread(target=pump, args=(response,), name=f"watch {path}", daemon=True).start()
+        try:
+            while (item := await lines.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise TransientError(f"WATCH {path}: {item}")
+                if item.strip():
+                    yield json.loads(item)
+        finally:
+            response.response.close()  # ends the pump thread's read, if it still runs
+
+    async def create(
+        self, collection: str, body: Mapping[str, Any], kind: str, *, fenced: bool = True
+    ) -> dict[str, Any]:
+        return await self._write("create", kind, "POST", collection, body=body, fenced=fenced)
+
+    async def replace(
+        self, path: str, body: Mapping[str, Any], kind: str, *, fenced: bool = True
+    ) -> dict[str, Any]:
         """PUT: the body's resourceVersion makes it fail (409) if the object changed."""
-        return await self._write("update", kind, "PUT", path, body=body)
+        return await self._write("update", kind, "PUT", path, body=body, fenced=fenced)
 
     async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply: creates or updates in one request, owning exactly our fields."""
@@ -208,6 +300,19 @@ class Kube:
         except (TransientError, ConflictError, NotFoundError) as error:
             # An event is a courtesy: losing one must not fail the reconcile.
             log.warning("could not post event %s: %s", reason, error)
+
+
+class _GoneError(Exception):
+    """A watch request answered 410 before streaming."""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415 -- once
+
+    try:
+        return version("connector-operator")
+    except PackageNotFoundError:
+        return "dev"
 
 
 class ApiError(Exception):

@@ -3,7 +3,11 @@ a Connector's storage_config."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 API_WRITES = Counter(
     "connector_operator_api_writes_total",
@@ -23,8 +27,44 @@ QUEUE_DEPTH = Gauge(
     "connector_operator_queue_depth",
     "Connectors waiting to be reconciled.",
 )
-CONNECTORS = Gauge(
-    "connector_operator_connectors",
-    "Connectors known to the operator, by phase.",
-    ["phase"],
+LEADER = Gauge(
+    "connector_operator_leader",
+    "1 while this replica holds the Lease and reconciles, else 0.",
 )
+DRIFT_REPAIRS = Counter(
+    "connector_operator_drift_repairs_total",
+    "Children restored after a change or deletion made outside the operator, by kind.",
+    ["kind"],
+)
+WATCH_RELISTS = Counter(
+    "connector_operator_watch_relists_total",
+    "Watches the API server could not continue (410 Gone), answered with a fresh LIST.",
+    ["path"],
+)
+
+
+class _PhaseCollector(Collector):
+    """connector_operator_connectors{phase}: counted from the cache at each scrape, so it is
+    never out of step with what the operator holds."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Mapping[str, int]] = dict
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "connector_operator_connectors",
+            "Connectors known to the operator, by phase (only the leader knows them).",
+            labels=["phase"],
+        )
+        for phase, count in sorted(self.source().items()):
+            family.add_metric([phase], count)
+        yield family
+
+
+_PHASES = _PhaseCollector()
+REGISTRY.register(_PHASES)
+
+
+def count_phases_with(source: Callable[[], Mapping[str, int]]) -> None:
+    """Where connector_operator_connectors reads its numbers from."""
+    _PHASES.source = source

@@ -1,0 +1,241 @@
+"""The operator's view of the cluster: one informer per kind and namespace, and the lookups the
+reconcile path needs, children found by ownership (I/O only through the informers' client; it
+lists and watches, it never writes).
+
+What is held scales with the Connectors, not with the cluster: children are selected by the
+operator's label (and then proven by their controller ownerReference), pods and ReplicaSets are
+cut down to the few fields read, and the namespace's other Secrets are watched as metadata only,
+so a thousand unrelated Secrets cost a few hundred bytes each. A referenced Secret's data is
+read on demand by the reconcile path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from connector_operator import failpoints, metrics, resources
+from connector_operator.informer import (
+    Informer,
+    Key,
+    Object,
+    OnChange,
+    Store,
+    WatchClient,
+    controller_uid,
+    is_newer,
+    key_of,
+    without_managed_fields,
+)
+from connector_operator.models import GROUP, PLURAL, VERSION
+
+MANAGED = f"{resources.MANAGED_BY_LABEL}={resources.MANAGER}"
+TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
+
+
+class WatchStalledError(RuntimeError):
+    """The watch stopped delivering changes that the API server has."""
+
+
+def _slim_pod(pod: Object) -> Object:
+    """What a pod tells the operator: whose it is and whether it has ended."""
+    meta = pod.get("metadata", {})
+    kept = ("name", "namespace", "uid", "resourceVersion", "labels", "ownerReferences")
+    return {
+        "metadata": {k: meta[k] for k in kept if k in meta},
+        "status": {"phase": (pod.get("status") or {}).get("phase")},
+    }
+
+
+def _collection(base: str, plural: str, namespace: str | None) -> str:
+    return f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+
+
+class Cache:
+    """Stores of Connectors and of what they own, kept current by informers.
+
+    `enqueue` is called with a Connector's key whenever something it depends on changes;
+    `forget` when a Connector is gone.
+    """
+
+    def __init__(
+        self,
+        client: WatchClient,
+        namespaces: tuple[str, ...],
+        enqueue: Callable[[Key], None],
+        forget: Callable[[Key], None],
+    ) -> None:
+        self.client = client
+        self.namespaces = namespaces
+        self._enqueue, self._forget = enqueue, forget
+        self.connectors = Store()
+        self.deployments = Store()
+        self.services = Store()
+        self.secrets = Store()  # the operator's own Secrets, data included
+        self.secret_versions = Store()  # every Secret in scope, metadata only
+        self.replicasets = Store()
+        self.pods = Store(transform=_slim_pod)
+        self._uids: dict[str, Key] = {}  # Connector uid -> key
+        self._references: dict[Key, Key] = {}  # Connector -> the Secret it references
+        self._referrers: dict[Key, set[Key]] = defaultdict(set)  # Secret -> Connectors
+        self._behind: dict[Key, float] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.informers = self._informers()
+
+    def _informers(self) -> list[Informer]:
+        core, apps = "/api/v1", "/apis/apps/v1"
+        labelled: dict[str, Any] = {"label_selector": MANAGED}
+        paused = {"paused": lambda: failpoints.armed("drop-connector-events")}
+        kinds: list[tuple[str, str, Store, OnChange, dict[str, Any]]] = [
+            (f"/apis/{GROUP}/{VERSION}", PLURAL, self.connectors, self._on_connector, paused),
+            (apps, "deployments", self.deployments, self._on_child, labelled),
+            (core, "services", self.services, self._on_child, labelled),
+            (core, "secrets", self.secrets, self._on_child, labelled),
+            (core, "secrets", self.secret_versions, self._on_secret, {"metadata_only": True}),
+            (apps, "replicasets", self.replicasets, self._on_labelled,
+             {**labelled, "metadata_only": True}),
+            (core, "pods", self.pods, self._on_labelled, labelled),
+        ]  # fmt: skip
+        return [
+            Informer(
+                self.client,
+                _collection(base, plural, namespace),
+                on_change,
+                store=store,
+                on_relist=lambda path: metrics.WATCH_RELISTS.labels(path=path).inc(),
+                **options,
+            )
+            for base, plural, store, on_change, options in kinds
+            for namespace in (self.namespaces or (None,))
+        ]
+
+    async def start(self) -> None:
+        """Starts every informer and returns once each has listed (the caches are primed)."""
+        self._tasks = [
+            asyncio.create_task(i.run(), name=f"informer {i.path}") for i in self.informers
+        ]
+        waits = [asyncio.create_task(i.synced.wait()) for i in self.informers]
+        done, _ = await asyncio.wait([*waits, *self._tasks], return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task in self._tasks:
+                task.result()  # an informer that ended before its list finished: raise why
+        await asyncio.gather(*waits)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- what changes mean ----------------------------------------------------------------------
+    def _on_connector(self, old: Object | None, new: Object | None) -> None:
+        key = key_of(new or old or {})
+        if old is not None:
+            self._uids.pop(str(old["metadata"].get("uid")), None)
+        if (ref := self._references.pop(key, None)) is not None:
+            self._referrers[ref].discard(key)
+        if new is None:
+            self._forget(key)
+            return
+        self._uids[str(new["metadata"].get("uid"))] = key
+        ref_name = ((new.get("spec") or {}).get("storage_config") or {}).get(
+            "credentials_secret_ref"
+        )
+        if isinstance(ref_name, Mapping) and isinstance(ref_name.get("name"), str):
+            self._references[key] = (key[0], ref_name["name"])
+            self._referrers[(key[0], ref_name["name"])].add(key)
+        self._enqueue(key)
+
+    def _on_child(self, old: Object | None, new: Object | None) -> None:
+        """A Deployment, Service or Secret: its controller, if a known Connector, reconciles."""
+        for obj in (old, new):
+            owner = self._uids.get(controller_uid(obj) or "") if obj is not None else None
+            if owner is not None:
+                self._enqueue(owner)
+                return
+
+    def _on_labelled(self, old: Object | None, new: Object | None) -> None:
+        """A ReplicaSet or pod: the label names the Connector to look at; whether the object
+        counts is decided by ownership when the Connector is reconciled."""
+        obj = new or old or {}
+        instance = (obj.get("metadata", {}).get("labels") or {}).get(resources.INSTANCE_LABEL)
+        key = (key_of(obj)[0], instance or "")
+        if instance and self.connectors.get(key) is not None:
+            self._enqueue(key)
+
+    def _on_secret(self, old: Object | None, new: Object | None) -> None:
+        for connector in sorted(self._referrers.get(key_of(new or old or {}), ())):
+            self._enqueue(connector)
+
+    # -- lookups for the reconcile path ---------------------------------------------------------
+    def child(self, store: Store, connector: Mapping[str, Any]) -> Object | None:
+        """The Connector's child in `store`: the object of the child name whose controller is
+        this Connector (an object of that name owned by another is not a child)."""
+        meta = connector["metadata"]
+        found = store.get((meta["namespace"], resources.child_name(meta["name"])))
+        if found is None or controller_uid(found) != meta.get("uid"):
+            return None
+        return found
+
+    def foreign(self, store: Store, connector: Mapping[str, Any]) -> Object | None:
+        """An object of the child name that this Connector does not control, if there is one."""
+        meta = connector["metadata"]
+        found = store.get((meta["namespace"], resources.child_name(meta["name"])))
+        if found is None or controller_uid(found) == meta.get("uid"):
+            return None
+        return found
+
+    def live_pods(self, deployment: Mapping[str, Any] | None) -> int:
+        """Pods of the Deployment's ReplicaSets that have not ended."""
+        if deployment is None:
+            return 0
+        uid = str(deployment["metadata"].get("uid"))
+        return sum(
+            1
+            for replicaset in self.replicasets.owned_by(uid)
+            for pod in self.pods.owned_by(str(replicaset["metadata"].get("uid")))
+            if pod["status"].get("phase") not in TERMINAL_POD_PHASES
+        )
+
+    def remember(self, store: Store, written: Object) -> None:
+        """Keeps what the operator just wrote, so that the next pass reads its own write
+        (the watch will deliver the same version, or a newer one, later)."""
+        if is_newer(written, store.get(key_of(written))):
+            store.upsert(without_managed_fields(written))
+
+    def check_freshness(self, server: list[Object], grace: float) -> dict[str, int]:
+        """Raises WatchStalledError when `server` (a metadata LIST of the Connectors) holds a
+        change the watch has not delivered for longer than `grace` seconds: a stalled watch,
+        which only a restart mends."""
+        now = time.monotonic()
+        behind: set[Key] = set()
+        for item in server:
+            held = self.connectors.get(key_of(item))
+            if held is None or not is_newer(held, item):
+                behind.add(key_of(item))
+        self._behind = {k: self._behind.get(k, now) for k in behind}
+        stalled = sorted(k for k, since in self._behind.items() if now - since > grace)
+        if stalled:
+            names = ", ".join(f"{ns}/{name}" for ns, name in stalled[:5])
+            raise WatchStalledError(f"the watch has not delivered changes of {names}")
+        return {"connectors": len(self.connectors), "behind": len(behind)}
+
+    def phases(self) -> dict[str, int]:
+        """How many Connectors are in each phase (Unknown: not reconciled yet)."""
+        counts: dict[str, int] = defaultdict(int)
+        for connector in self.connectors.values():
+            counts[_phase(connector)] += 1
+        return dict(counts)
+
+    def connector_collections(self) -> list[str]:
+        base = f"/apis/{GROUP}/{VERSION}"
+        return [_collection(base, PLURAL, ns) for ns in (self.namespaces or (None,))]
+
+
+def _phase(connector: Mapping[str, Any]) -> str:
+    return str((connector.get("status") or {}).get("phase") or "Unknown")

@@ -1,0 +1,78 @@
+"""The controller of the leading replica: its cache, work queue, reconciler and periodic resync,
+started once the Lease is won and stopped with the process (I/O through kube and the cache)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+
+from connector_operator import metrics
+from connector_operator.cache import Cache
+from connector_operator.config import OperatorConfig
+from connector_operator.informer import Key
+from connector_operator.kube import Kube
+from connector_operator.reconcile import Reconciler
+from connector_operator.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+class Controller:
+    def __init__(
+        self, kube: Kube, cfg: OperatorConfig, hash_key: bytes, rng: random.Random
+    ) -> None:
+        self.kube, self.cfg, self.rng = kube, cfg, rng
+        self.queue: WorkQueue[Key] = WorkQueue(self._reconcile, workers=cfg.workers)
+        self.cache = Cache(kube, cfg.namespaces, enqueue=self.queue.add, forget=self._forget)
+        self.reconciler = Reconciler(kube, self.cache, cfg, hash_key)
+        self.running = False
+        self._resync: asyncio.Task[None] | None = None
+        metrics.count_phases_with(self.cache.phases)
+
+    async def _reconcile(self, key: Key) -> None:
+        await self.reconciler.reconcile(key)
+
+    def _forget(self, key: Key) -> None:
+        self.queue.forget(key)
+        self.reconciler.forget(key)
+
+    async def start(self) -> None:
+        """Primes the cache (every informer listed), then reconciles: a restart therefore
+        neither rewrites converged objects nor reports a Secret missing that exists."""
+        await self.cache.start()
+        self.queue.start()
+        self._resync = asyncio.create_task(self._resync_forever(), name="resync")
+        self.running = True
+        log.info("reconciling %d Connectors", len(self.cache.connectors))
+
+    async def stop(self) -> None:
+        self.running = False
+        if self._resync is not None:
+            self._resync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resync
+        await self.queue.stop()
+        await self.cache.stop()
+
+    async def _resync_forever(self) -> None:
+        """Every resync period (jittered by up to a tenth either way, so replicas and restarts
+        do not align) each Connector is reconciled again: what a watch missed is caught, and a
+        converged Connector costs no write."""
+        while True:
+            period = self.cfg.resync_seconds * self.rng.uniform(0.9, 1.1)
+            await asyncio.sleep(period)
+            keys = self.cache.connectors.keys()
+            log.debug("resync of %d Connectors", len(keys))
+            for key in keys:
+                self.queue.add(key)
+
+    async def check(self, grace: float) -> dict[str, int]:
+        """The liveness check of a leader: workers alive, and the watch not behind the server
+        (one metadata LIST of the Connectors, paginated)."""
+        self.queue.check_workers()
+        server = []
+        for path in self.cache.connector_collections():
+            server.extend(await self.kube.list_metadata(path))
+        return self.cache.check_freshness(server, grace)

@@ -1,0 +1,234 @@
+"""List-watch caches, one kind each (stdlib only; I/O through the `WatchClient` it is given).
+
+A `Store` holds objects by (namespace, name) and indexes them by the uid of their controller
+ownerReference. An `Informer` fills one with a paginated LIST, *replacing* its contents (what
+vanished is reported as deleted), then follows a WATCH from the list's resourceVersion. A watch
+that the API server can no longer continue (410 Gone, e.g. after a restart or a compaction) is
+answered with a fresh LIST, so a deletion that happened while the watch was down is noticed.
+This is what Kopf's watch stream does not report, and why the operator keeps its own caches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, name)
+Object = dict[str, Any]
+Change = tuple[Object | None, Object | None]  # (old, new); new is None for a deletion
+OnChange = Callable[[Object | None, Object | None], None]
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA_ONLY_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
+
+class GoneError(Exception):
+    """The watch cannot continue from its resourceVersion (410 Gone): list again."""
+
+
+class WatchClient(Protocol):
+    """What an informer needs of the API server."""
+
+    async def list_page(
+        self, path: str, query: list[tuple[str, str]], accept: str
+    ) -> dict[str, Any]: ...
+
+    def watch(
+        self, path: str, query: list[tuple[str, str]], accept: str
+    ) -> AsyncIterator[dict[str, Any]]: ...
+
+
+def key_of(obj: Mapping[str, Any]) -> Key:
+    meta = obj["metadata"]
+    return (meta.get("namespace", ""), meta["name"])
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The uid of the object's controller ownerReference: that, not a label, makes it a child."""
+    for ref in obj.get("metadata", {}).get("ownerReferences") or ():
+        if ref.get("controller"):
+            uid = ref.get("uid")
+            return uid if isinstance(uid, str) else None
+    return None
+
+
+def resource_version(obj: Mapping[str, Any]) -> int | None:
+    try:
+        return int(obj["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def is_newer(candidate: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
+    """Whether `candidate` is not older than `current` (resourceVersions are etcd revisions in
+    practice; anything unparsable counts as newer)."""
+    if current is None:
+        return True
+    new, old = resource_version(candidate), resource_version(current)
+    return new is None or old is None or new >= old
+
+
+def without_managed_fields(obj: Object) -> Object:
+    """The default transform: managedFields are large and never read by the operator."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return obj
+
+
+class Store:
+    """Objects by key, with an index by controller owner uid (pure)."""
+
+    def __init__(self, transform: Callable[[Object], Object] = without_managed_fields) -> None:
+        self._transform = transform
+        self._items: dict[Key, Object] = {}
+        self._by_owner: dict[str, set[Key]] = defaultdict(set)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: Key) -> Object | None:
+        return self._items.get(key)
+
+    def keys(self) -> list[Key]:
+        return list(self._items)
+
+    def values(self) -> list[Object]:
+        return list(self._items.values())
+
+    def owned_by(self, uid: str) -> list[Object]:
+        """The objects whose controller ownerReference is `uid`."""
+        return [self._items[k] for k in sorted(self._by_owner.get(uid, ()))]
+
+    def upsert(self, obj: Object) -> Change | None:
+        """Stores `obj` unless an equal or newer version is held; returns the change, if any."""
+        key = key_of(obj)
+        old = self._items.get(key)
+        if old is not None and not is_newer(obj, old):
+            return None
+        new = self._transform(obj)
+        if old == new:
+            return None  # a relist of an unchanged object
+        self._unindex(key, old)
+        self._items[key] = new
+        if (owner := controller_uid(new)) is not None:
+            self._by_owner[owner].add(key)
+        return (old, new)
+
+    def remove(self, key: Key) -> Change | None:
+        old = self._items.pop(key, None)
+        if old is None:
+            return None
+        self._unindex(key, old)
+        return (old, None)
+
+    def replace(self, items: Iterable[Object]) -> list[Change]:
+        """Makes the store hold exactly `items` (a fresh LIST); returns every change, deletions
+        of what the list no longer has included."""
+        changes: list[Change] = []
+        listed: set[Key] = set()
+        for obj in items:
+            listed.add(key_of(obj))
+            if (change := self.upsert(obj)) is not None:
+                changes.append(change)
+        for key in [k for k in self._items if k not in listed]:
+            if (change := self.remove(key)) is not None:
+                changes.append(change)
+        return changes
+
+    def _unindex(self, key: Key, old: Object | None) -> None:
+        if old is not None and (owner := controller_uid(old)) is not None:
+            keys = self._by_owner.get(owner)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_owner[owner]
+
+
+@dataclass
+class Informer:
+    """Keeps one Store in step with the API server for one collection path."""
+
+    client: WatchClient
+    path: str  # e.g. /apis/apps/v1/namespaces/ns/deployments, or cluster-wide without namespaces
+    on_change: OnChange
+    label_selector: str | None = None
+    metadata_only: bool = False
+    store: Store = field(default_factory=Store)
+    page_size: int = 500
+    watch_timeout: int = 300  # the server ends a watch after this; it is then resumed
+    retry_delay: float = 1.0
+    synced: asyncio.Event = field(default_factory=asyncio.Event)
+    on_relist: Callable[[str], None] = lambda _path: None
+    paused: Callable[[], bool] = lambda: False  # tests: a watch that stalls silently
+    _version: str | None = None
+
+    def _query(self) -> list[tuple[str, str]]:
+        return [("labelSelector", self.label_selector)] if self.label_selector else []
+
+    async def list(self) -> None:
+        """A paginated LIST that replaces the store; the watch resumes from its version."""
+        items: list[Object] = []
+        token: str | None = None
+        while True:
+            query = [*self._query(), ("limit", str(self.page_size))]
+            if token:
+                query.append(("continue", token))
+            accept = METADATA_ONLY if self.metadata_only else "application/json"
+            page = await self.client.list_page(self.path, query, accept)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or None
+            if token is None:
+                self._version = (page.get("metadata") or {}).get("resourceVersion")
+                break
+        for old, new in self.store.replace(items):
+            self.on_change(old, new)
+        self.synced.set()
+
+    async def watch_once(self) -> None:
+        """Follows one WATCH request until the server ends it; raises GoneError for a 410."""
+        query = [
+            *self._query(),
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(self.watch_timeout)),
+        ]
+        if self._version:
+            query.append(("resourceVersion", self._version))
+        accept = METADATA_ONLY_WATCH if self.metadata_only else "application/json"
+        async for event in self.client.watch(self.path, query, accept):
+            kind, obj = event.get("type"), event.get("object") or {}
+            if kind == "ERROR":
+                if obj.get("code") == 410:
+                    raise GoneError(str(obj.get("message", "")))
+                raise RuntimeError(f"watch of {self.path} failed: {obj.get('message', obj)}")
+            version = (obj.get("metadata") or {}).get("resourceVersion")
+            if version:
+                self._version = version
+            if kind == "BOOKMARK" or self.paused():
+                continue
+            change = self.store.remove(key_of(obj)) if kind == "DELETED" else self.store.upsert(obj)
+            if change is not None:
+                self.on_change(*change)
+
+    async def run(self) -> None:
+        """LIST, then WATCH for ever; a 410 lists again, other failures retry after a pause."""
+        while True:
+            try:
+                if self._version is None:
+                    await self.list()
+                await self.watch_once()
+            except asyncio.CancelledError:
+                raise
+            except GoneError:
+                log.info("watch of %s expired (410 Gone): listing again", self.path)
+                self.on_relist(self.path)
+                self._version = None
+            except Exception as error:
+                log.warning("watch of %s failed, retrying: %s", self.path, error)
+                await asyncio.sleep(self.retry_delay)
