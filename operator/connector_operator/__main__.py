@@ -17,7 +17,7 @@ from connector_operator import handlers
 from connector_operator.config import ConfigError, OperatorConfig, from_env
 from connector_operator.controller import Controller
 from connector_operator.hashkey import HashKeyError, ensure_hash_key
-from connector_operator.kube import Kube, load_api_client
+from connector_operator.kube import Kube, TransientError, load_api_client
 from connector_operator.leader import LeaderElector
 
 
@@ -29,11 +29,7 @@ async def run(cfg: OperatorConfig) -> None:
     )
     identity = f"{socket.gethostname()}-{os.getpid()}"
     kube = Kube(load_api_client(), identity)
-    try:
-        hash_key = await ensure_hash_key(kube, cfg.lease_namespace, cfg.hash_key_secret)
-    except HashKeyError as error:
-        print(f"connector-operator: {error}", file=sys.stderr)
-        sys.exit(2)
+    hash_key = await _hash_key(kube, cfg)
     controller = Controller(kube, cfg, hash_key, random.Random())  # noqa: S311 -- jitter only
     elector = None
     if cfg.leader_election:
@@ -61,6 +57,19 @@ async def run(cfg: OperatorConfig) -> None:
         # The lead was lost (another replica may lead now) or the controller failed: exit, and
         # let the Deployment restart this one as a candidate.
         sys.exit(1)
+
+
+async def _hash_key(kube: Kube, cfg: OperatorConfig) -> bytes:
+    """The installation's key; an API server that cannot answer yet is waited for."""
+    while True:
+        try:
+            return await ensure_hash_key(kube, cfg.lease_namespace, cfg.hash_key_secret)
+        except HashKeyError as error:
+            print(f"connector-operator: {error}", file=sys.stderr)
+            sys.exit(2)
+        except TransientError as error:
+            logging.getLogger(__name__).warning("reading the hash key: %s; retrying", error)
+            await asyncio.sleep(2)
 
 
 def main() -> None:

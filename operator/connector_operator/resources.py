@@ -258,16 +258,3 @@ def stamp_of(manifest: Mapping[str, Any]) -> str | None:
     annotations = manifest.get("metadata", {}).get("annotations") or {}
     stamp = annotations.get(APPLIED_ANNOTATION)
     return stamp if isinstance(stamp, str) else None
-
-
-def needs_apply(desired: Mapping[str, Any], actual: Mapping[str, Any] | None) -> bool:
-    """Whether the object on the server differs from what the operator wants.
-
-    The applied digest covers everything the operator sets; replicas are compared too, since
-    `kubectl scale` changes them without touching the annotation.
-    """
-    if actual is None or stamp_of(actual) != stamp_of(desired):
-        return True
-    if "replicas" in desired.get("spec", {}):
-        return bool(actual.get("spec", {}).get("replicas") != desired["spec"]["replicas"])
-    return False

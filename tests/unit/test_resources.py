@@ -14,6 +14,7 @@ import pytest
 
 from connector_operator import resources
 from connector_operator.config import OperatorConfig, Port, Probe
+from connector_operator.drift import judge
 from connector_operator.models import Connector
 from connector_operator.resources import (
     APPLIED_ANNOTATION,
@@ -22,7 +23,6 @@ from connector_operator.resources import (
     config_hash,
     credentials_digest,
     labels,
-    needs_apply,
     owner_reference,
     stamp_of,
 )
@@ -42,6 +42,11 @@ AZURE_CREDENTIALS = {
     "account_name_write": "ordwracct9m7",
     "account_key_write": "azWrKey7tY2uI5oP8aS1dF4g==",
 }
+
+
+def needs_apply(desired: dict[str, Any], actual: dict[str, Any] | None) -> bool:
+    """Whether the reconcile path would write `desired` over `actual` (drift.judge)."""
+    return judge(desired, actual, frozenset())[0] is not None
 
 
 def raw(
