@@ -179,7 +179,7 @@ class Reconciler:
         Returns (kind, message) for each child restored after a change made by someone else."""
         built = connector.status.config_hash is not None  # the children were made before
         children: list[tuple[Store, dict[str, Any] | None]] = [
-            (self.cache.secrets, resources.secret(connector)),
+            (self.cache.secrets, resources.secret(connector, self.hash_key)),
             (self.cache.services, resources.service(connector, self.operator)),
             (
                 self.cache.deployments,

@@ -116,15 +116,22 @@ def _metadata(connector: Connector) -> dict[str, Any]:
     }
 
 
-def _stamped(manifest: dict[str, Any]) -> dict[str, Any]:
+def _stamped(manifest: dict[str, Any], key: bytes | None = None) -> dict[str, Any]:
     """Marks a manifest with a digest of itself, so that a converged object is recognised
-    from its annotation and not written again."""
-    manifest["metadata"].setdefault("annotations", {})[APPLIED_ANNOTATION] = _digest(manifest)
+    from its annotation and not written again. A manifest holding credentials is stamped with
+    an HMAC under `key`: an annotation is read by more people than the data it sits beside."""
+    stamp = (
+        _digest(manifest)
+        if key is None
+        else hmac.new(key, _canonical(manifest), hashlib.sha256).hexdigest()[:32]
+    )
+    manifest["metadata"].setdefault("annotations", {})[APPLIED_ANNOTATION] = stamp
     return manifest
 
 
-def secret(connector: Connector) -> dict[str, Any] | None:
-    """The operator's Secret of inline credentials; None in reference mode or for HttpData."""
+def secret(connector: Connector, key: bytes) -> dict[str, Any] | None:
+    """The operator's Secret of inline credentials, stamped under the installation's `key`;
+    None in reference mode or for HttpData."""
     values = connector.spec.inline_credentials()
     if not values:
         return None
@@ -136,7 +143,8 @@ def secret(connector: Connector) -> dict[str, Any] | None:
             "metadata": _metadata(connector),
             "type": "Opaque",
             "data": data,
-        }
+        },
+        key,
     )
 
 

@@ -15,6 +15,7 @@ from connector_operator.drift import Why, differences, judge
 from connector_operator.models import Connector
 
 CONFIG = OperatorConfig(ports=(Port("http", 8080),))
+KEY = bytes(32)
 
 
 def demo() -> Connector:
@@ -115,7 +116,7 @@ class TestDifferences:
         assert differences(desired, actual) == ["spec.template.spec.containers[connector]"]
 
     def test_secret_paths_name_keys_never_values(self) -> None:
-        secret = resources.secret(demo())
+        secret = resources.secret(demo(), KEY)
         assert secret is not None
         actual = served(secret)
         actual["data"]["password_read"] = "c3RvbGVu"  # noqa: S105 -- base64 of "stolen"

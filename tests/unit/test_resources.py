@@ -137,7 +137,7 @@ def env_of(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def children(connector: Connector, operator: OperatorConfig) -> list[dict[str, Any]]:
     built = [
-        resources.secret(connector),
+        resources.secret(connector, KEY),
         resources.deployment(connector, operator, "h", 1),
         resources.service(connector, operator),
     ]
@@ -198,7 +198,7 @@ class TestNamesLabelsOwner:
 
 class TestSecret:
     def test_inline_credentials_are_stored_under_their_seed_names(self) -> None:
-        secret = resources.secret(s3_inline())
+        secret = resources.secret(s3_inline(), KEY)
 
         assert secret is not None
         assert (secret["apiVersion"], secret["kind"], secret["type"]) == ("v1", "Secret", "Opaque")
@@ -206,13 +206,13 @@ class TestSecret:
         assert decoded == S3_CREDENTIALS
 
     def test_azure_credentials(self) -> None:
-        secret = resources.secret(azure_inline())
+        secret = resources.secret(azure_inline(), KEY)
 
         assert secret is not None
         assert set(secret["data"]) == set(AZURE_CREDENTIALS)
 
     def test_only_credentials_go_into_the_secret(self) -> None:
-        secret = resources.secret(s3_inline())
+        secret = resources.secret(s3_inline(), KEY)
 
         assert secret is not None
         assert "orders-data" not in json.dumps(secret)
@@ -220,11 +220,11 @@ class TestSecret:
 
     @pytest.mark.parametrize("make", [s3_reference, http_data], ids=["reference", "http-data"])
     def test_no_secret_without_inline_credentials(self, make: Callable[[], Connector]) -> None:
-        assert resources.secret(make()) is None
+        assert resources.secret(make(), KEY) is None
 
     def test_its_name_is_the_one_the_deployment_reads(self) -> None:
         connector = s3_inline()
-        secret = resources.secret(connector)
+        secret = resources.secret(connector, KEY)
         deployment = resources.deployment(connector, PLAIN, "h", 1)
 
         assert secret is not None
@@ -234,6 +234,19 @@ class TestSecret:
             if "valueFrom" in item
         }
         assert refs == {secret["metadata"]["name"]}
+
+    def test_its_stamp_is_keyed(self) -> None:
+        """The stamp of a Secret of credentials cannot be recomputed from the data alone."""
+        first = resources.secret(s3_inline(), KEY)
+        other = resources.secret(s3_inline(), bytes(32))
+        assert first is not None and other is not None
+        assert stamp_of(first) != stamp_of(other)
+        unstamped = copy.deepcopy(first)
+        del unstamped["metadata"]["annotations"]
+        plain = hashlib.sha256(
+            json.dumps(unstamped, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()[:32]
+        assert stamp_of(first) != plain
 
 
 class TestDeployment:
@@ -651,8 +664,8 @@ class TestStampAndNeedsApply:
                 id="deployment-env",
             ),
             pytest.param(
-                lambda: resources.secret(s3_inline()),
-                lambda: resources.secret(s3_inline(**ROTATED)),
+                lambda: resources.secret(s3_inline(), KEY),
+                lambda: resources.secret(s3_inline(**ROTATED), KEY),
                 id="secret-rotated",
             ),
             pytest.param(
@@ -702,7 +715,7 @@ class TestStampAndNeedsApply:
     @pytest.mark.parametrize("kind", ["secret", "service"])
     def test_nothing_to_apply_for_converged_objects_without_replicas(self, kind: str) -> None:
         desired = (
-            resources.secret(s3_inline())
+            resources.secret(s3_inline(), KEY)
             if kind == "secret"
             else resources.service(s3_inline(), WITH_PORTS)
         )
