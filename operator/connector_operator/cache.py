@@ -118,12 +118,15 @@ class Cache:
         self._tasks = [
             asyncio.create_task(i.run(), name=f"informer {i.path}") for i in self.informers
         ]
-        waits = [asyncio.create_task(i.synced.wait()) for i in self.informers]
-        done, _ = await asyncio.wait([*waits, *self._tasks], return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            if task in self._tasks:
-                task.result()  # an informer that ended before its list finished: raise why
-        await asyncio.gather(*waits)
+        waiting = {asyncio.create_task(i.synced.wait()) for i in self.informers}
+        while waiting:
+            done, _ = await asyncio.wait(
+                [*waiting, *self._tasks], return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done & set(self._tasks):
+                task.result()  # an informer that ended: raise why
+                raise RuntimeError(f"{task.get_name()} ended before its first list")
+            waiting -= done
 
     async def stop(self) -> None:
         for task in self._tasks:

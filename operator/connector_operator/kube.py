@@ -244,6 +244,18 @@ class Kube:
             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
         )
 
+    async def merge_patch(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch of the manifest: unlike apply, it replaces lists whole."""
+        return await self._write(
+            "patch",
+            manifest["kind"],
+            "PATCH",
+            path_of(manifest),
+            body=manifest,
+            content_type=MERGE,
+            query=[("fieldManager", FIELD_MANAGER)],
+        )
+
     async def patch_connector_status(
         self, namespace: str, name: str, status: Mapping[str, Any], resource_version: str | None
     ) -> dict[str, Any]:

@@ -204,7 +204,7 @@ class Reconciler:
             why, drifted = drift.judge(desired, actual, allowed)
             if why is None:
                 continue
-            applied = await self.kube.apply(desired)
+            applied = await self._write_child(desired, why)
             failpoints.reach(f"after-apply:{kind}")
             self.cache.remember(store, applied)
             self._tolerated[(kind, key)] = (stamp, frozenset(drift.differences(desired, applied)))
@@ -216,6 +216,24 @@ class Reconciler:
             elif why is drift.Why.CREATE and built:
                 repairs.append((kind, f"Recreated {kind} {name}, deleted outside the operator."))
         return repairs
+
+    async def _write_child(self, desired: dict[str, Any], why: drift.Why) -> dict[str, Any]:
+        """Server-side apply; for a repair that apply cannot make, a merge patch.
+
+        Apply keeps list items that another manager owns: a Service port whose number was
+        changed by hand is, to apply, someone else's port beside the operator's (and the two
+        then clash by name). A merge patch replaces such lists whole.
+        """
+        try:
+            applied = await self.kube.apply(desired)
+        except ApiError as error:
+            if why is not drift.Why.REPAIR or error.status != 422:
+                raise
+            log.info("apply could not repair %s: %s", desired["metadata"]["name"], error)
+        else:
+            if why is not drift.Why.REPAIR or not drift.differences(desired, applied):
+                return applied
+        return await self.kube.merge_patch(desired)
 
     async def _write_status(self, body: Mapping[str, Any], status: dict[str, Any]) -> None:
         current = body.get("status") or {}

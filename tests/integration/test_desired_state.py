@@ -83,9 +83,10 @@ def test_hand_edits_of_children_are_reverted(operator: Operator, connectors: Con
     connectors.core.patch_namespaced_secret(
         "connector-demo", ns, {"data": {"password_read": stolen}}
     )
-    connectors.core.patch_namespaced_service(
-        "connector-demo", ns, {"spec": {"ports": [{"name": "http", "port": 9999}]}}
-    )
+    connectors.kubectl(
+        "patch", "service/connector-demo", "--type=json",
+        "-p", '[{"op": "replace", "path": "/spec/ports/0/port", "value": 9999}]',
+    )  # fmt: skip
 
     def secret_and_service_restored() -> bool:
         secret = connectors.core.read_namespaced_secret("connector-demo", ns)
