@@ -46,11 +46,19 @@ def operator_kubeconfig(
     """A kubeconfig with a token of the operator's ServiceAccount, bound by deploy/rbac.yaml."""
     cluster.kubectl("apply", "-f", str(ROOT / "deploy" / "namespace.yaml"))
     cluster.kubectl("apply", "-n", OPERATOR_NAMESPACE, "-f", str(ROOT / "deploy" / "rbac.yaml"))
+    path = tmp_path_factory.mktemp("operator") / "kubeconfig"
+    return service_account_kubeconfig(cluster, api, OPERATOR_NAMESPACE, OPERATOR_SA, path)
+
+
+def service_account_kubeconfig(
+    cluster: Cluster, api: client.ApiClient, namespace: str, name: str, path: Path
+) -> Path:
+    """Writes to `path` a kubeconfig with a token of the ServiceAccount `namespace`/`name`."""
     token = (
         client.CoreV1Api(api)
         .create_namespaced_service_account_token(
-            OPERATOR_SA,
-            OPERATOR_NAMESPACE,
+            name,
+            namespace,
             client.AuthenticationV1TokenRequest(spec={"expirationSeconds": 6 * 3600}),
         )
         .status.token
@@ -61,13 +69,10 @@ def operator_kubeconfig(
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [cluster_entry],
-        "users": [{"name": OPERATOR_SA, "user": {"token": token}}],
-        "contexts": [
-            {"name": "op", "context": {"cluster": cluster_entry["name"], "user": OPERATOR_SA}}
-        ],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": "op", "context": {"cluster": cluster_entry["name"], "user": name}}],
         "current-context": "op",
     }
-    path = tmp_path_factory.mktemp("operator") / "kubeconfig"
     path.write_text(json.dumps(config))
     return path
 
@@ -151,11 +156,15 @@ class Operator:
 def start_operator(
     crd: None, operator_kubeconfig: Path, namespace: str, tmp_path: Path
 ) -> Iterator[Callable[..., Operator]]:
-    """Starts operators scoped to the test's namespace; all are stopped after the test."""
+    """Starts operators scoped to the test's namespace; all are stopped after the test.
+
+    Each has its own log (operator.log, operator-2.log, ...); `kubeconfig` runs one as another
+    identity than the operator's ServiceAccount."""
     started: list[Operator] = []
 
-    def start(**env: str) -> Operator:
-        op = Operator(operator_kubeconfig, namespace, tmp_path / "operator.log", env)
+    def start(kubeconfig: Path | None = None, **env: str) -> Operator:
+        log = "operator.log" if not started else f"operator-{len(started) + 1}.log"
+        op = Operator(kubeconfig or operator_kubeconfig, namespace, tmp_path / log, env)
         started.append(op.start())
         return op
 
