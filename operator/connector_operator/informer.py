@@ -81,6 +81,19 @@ def without_managed_fields(obj: Object) -> Object:
     return obj
 
 
+def _typed(item: Object, page: Mapping[str, Any]) -> Object:
+    """A listed item as a watch or a GET returns it: the items of a LIST carry no apiVersion
+    and kind of their own (the list has them)."""
+    if "kind" in item:
+        return item
+    kind = str(page.get("kind", ""))
+    return {
+        "apiVersion": page.get("apiVersion"),
+        "kind": kind.removesuffix("List"),
+        **item,
+    }
+
+
 class Store:
     """Objects by key, with an index by controller owner uid (pure)."""
 
@@ -181,7 +194,7 @@ class Informer:
                 query.append(("continue", token))
             accept = METADATA_ONLY if self.metadata_only else "application/json"
             page = await self.client.list_page(self.path, query, accept)
-            items.extend(page.get("items") or [])
+            items.extend(_typed(item, page) for item in page.get("items") or [])
             token = (page.get("metadata") or {}).get("continue") or None
             if token is None:
                 self._version = (page.get("metadata") or {}).get("resourceVersion")

@@ -219,7 +219,11 @@ class Kube:
                 if item.strip():
                     yield json.loads(item)
         finally:
-            response.response.close()  # ends the pump thread's read, if it still runs
+            # Ends the pump thread's blocked read, if it still runs: close() alone would wait
+            # for the lock that read holds, until the next event arrives.
+            with contextlib.suppress(Exception):
+                response.response.shutdown()
+            response.response.close()
 
     async def create(
         self, collection: str, body: Mapping[str, Any], kind: str, *, fenced: bool = True

@@ -262,3 +262,24 @@ def test_metrics_count_connectors_by_phase(operator: Operator, connectors: Conne
         what="the phase gauge",
     )
     assert _metric(operator, "connector_operator_leader") == 1
+
+
+def test_a_restarted_operator_finds_nothing_to_repair(
+    start_operator: Callable[..., Operator], connectors: Connectors, cluster: Cluster
+) -> None:
+    """A new process (a restart, a new leader) reads every child from a fresh LIST: what it
+    wrote itself must not look like a hand edit."""
+    first = start_operator()
+    for name in ("same-a", "same-b"):
+        connectors.apply(s3(name) if name.endswith("a") else connector(name))
+    for name in ("same-a", "same-b"):
+        connectors.wait_phase(name, "Running")
+    settle(2)
+    first.stop()
+    before = len(audit_writes(cluster, connectors.namespace)) if cluster.plane else 0
+    second = start_operator()
+    eventually(lambda: "reconciling 2 Connectors" in second.logs(), what="the new process")
+    settle(4)
+    assert not _repairs(connectors, "same-a") and not _repairs(connectors, "same-b")
+    if cluster.plane is not None:
+        assert len(audit_writes(cluster, connectors.namespace)) == before

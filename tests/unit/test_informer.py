@@ -104,7 +104,7 @@ class FakeApi:
         meta = {"resourceVersion": str(self.version)}
         if more:
             meta["continue"] = f"token-{len(self.requests)}"
-        return {"metadata": meta, "items": page}
+        return {"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": meta, "items": page}
 
     async def watch(
         self, path: str, query: list[tuple[str, str]], accept: str
@@ -154,6 +154,9 @@ class TestInformer:
         assert watch["resourceVersion"] == "100" and watch["allowWatchBookmarks"] == "true"
         assert seen == [(None, "a"), (None, "b")]
         assert informer.synced.is_set()
+        listed = informer.store.get(("ns", "a"))
+        assert listed is not None, "a listed item is typed as a watched one is"
+        assert (listed["apiVersion"], listed["kind"]) == ("apps/v1", "Deployment")
 
     def test_watch_events_update_the_store(self) -> None:
         api = FakeApi(
