@@ -202,6 +202,8 @@ def test_liveness_notices_a_stalled_watch(
         CONNECTOR_OPERATOR_FAILPOINT="drop-connector-events",
         CONNECTOR_OPERATOR_WATCH_GRACE_SECONDS="1",
     )
+    # Once it has listed (primed its cache), its watch delivers nothing more.
+    eventually(lambda: '"leading": 1' in stalled.health()[1], what="the stalled one to prime")
     connectors.apply(connector("unseen"))
 
     def failing() -> tuple[int, str] | None:
