@@ -6,7 +6,6 @@ import asyncio
 import concurrent.futures
 import logging
 import os
-import random
 import socket
 import sys
 
@@ -15,9 +14,7 @@ import prometheus_client
 
 from connector_operator import handlers
 from connector_operator.config import ConfigError, OperatorConfig, from_env
-from connector_operator.controller import Controller
-from connector_operator.hashkey import HashKeyError, ensure_hash_key
-from connector_operator.kube import Kube, TransientError, load_api_client
+from connector_operator.kube import Kube, load_api_client
 from connector_operator.leader import LeaderElector
 
 
@@ -29,8 +26,6 @@ async def run(cfg: OperatorConfig) -> None:
     )
     identity = f"{socket.gethostname()}-{os.getpid()}"
     kube = Kube(load_api_client(), identity)
-    hash_key = await _hash_key(kube, cfg)
-    controller = Controller(kube, cfg, hash_key, random.Random())  # noqa: S311 -- jitter only
     elector = None
     if cfg.leader_election:
         elector = LeaderElector(
@@ -44,7 +39,7 @@ async def run(cfg: OperatorConfig) -> None:
         )
     stop = asyncio.Event()
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, controller, elector, cfg, stop)
+    handlers.register(registry, kube, elector, cfg, stop)
     await kopf.operator(
         registry=registry,
         standalone=True,  # Kopf's own peering is replaced by the Lease
@@ -57,19 +52,6 @@ async def run(cfg: OperatorConfig) -> None:
         # The lead was lost (another replica may lead now) or the controller failed: exit, and
         # let the Deployment restart this one as a candidate.
         sys.exit(1)
-
-
-async def _hash_key(kube: Kube, cfg: OperatorConfig) -> bytes:
-    """The installation's key; an API server that cannot answer yet is waited for."""
-    while True:
-        try:
-            return await ensure_hash_key(kube, cfg.lease_namespace, cfg.hash_key_secret)
-        except HashKeyError as error:
-            print(f"connector-operator: {error}", file=sys.stderr)
-            sys.exit(2)
-        except TransientError as error:
-            logging.getLogger(__name__).warning("reading the hash key: %s; retrying", error)
-            await asyncio.sleep(2)
 
 
 def main() -> None:

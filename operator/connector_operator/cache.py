@@ -51,6 +51,14 @@ def _slim_pod(pod: Object) -> Object:
     }
 
 
+def _version_only(secret: Object) -> Object:
+    """What the operator keeps of a Secret it only watches: its name and version (its
+    annotations may hold a copy of its data: kubectl's last-applied configuration)."""
+    meta = secret.get("metadata", {})
+    kept = ("name", "namespace", "resourceVersion")
+    return {"metadata": {k: meta[k] for k in kept if k in meta}}
+
+
 def _collection(base: str, plural: str, namespace: str | None) -> str:
     return f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
 
@@ -76,7 +84,7 @@ class Cache:
         self.deployments = Store()
         self.services = Store()
         self.secrets = Store()  # the operator's own Secrets, data included
-        self.secret_versions = Store()  # every Secret in scope, metadata only
+        self.secret_versions = Store(transform=_version_only)  # every Secret in scope
         self.replicasets = Store()
         self.pods = Store(transform=_slim_pod)
         self._uids: dict[str, Key] = {}  # Connector uid -> key
@@ -95,7 +103,8 @@ class Cache:
             (apps, "deployments", self.deployments, self._on_child, labelled),
             (core, "services", self.services, self._on_child, labelled),
             (core, "secrets", self.secrets, self._on_child, labelled),
-            (core, "secrets", self.secret_versions, self._on_secret, {"metadata_only": True}),
+            (core, "secrets", self.secret_versions, self._on_secret,
+             {"metadata_only": True, "page_size": 100}),
             (apps, "replicasets", self.replicasets, self._on_labelled,
              {**labelled, "metadata_only": True}),
             (core, "pods", self.pods, self._on_labelled, labelled),

@@ -4,25 +4,52 @@ The desired manifest names every field the operator owns; the server's object ca
 (defaults, status, other managers' fields). A field differs when the operator sets it and the
 server holds another value, or none. Lists of named items (containers, env, ports, volumes) are
 matched by name, as server-side apply merges them; an item someone else added is theirs, not
-drift. Any other list is compared whole, as apply replaces it whole.
+drift. Any other list is compared whole, as apply replaces it whole. Where the operator owns a
+field whole (`EXACT`: a Secret's data, a Service's ports), an added key or item is drift too: a
+stray port opens the pod, a stray key is not the user's credentials.
 
 Paths name fields, never values: they go into events, and a Secret's values must not.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
 from connector_operator.resources import stamp_of
 
+EXACT = frozenset({"data", "spec.ports"})
+
 
 def differences(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> list[str]:
-    """The paths of the fields `desired` sets that `actual` does not hold as set."""
+    """The paths of the fields `desired` sets that `actual` does not hold as set, and of what
+    was added under an `EXACT` path."""
     found: list[str] = []
     _compare(desired, actual, "", found)
     return found
+
+
+def repair_patch(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch that makes `actual` hold `desired`: lists are replaced whole by a merge
+    patch, and keys added under an `EXACT` map are removed (set to null)."""
+    patch = copy.deepcopy(dict(desired))
+    for path in EXACT:
+        want, have = _at(desired, path), _at(actual, path)
+        if isinstance(want, Mapping) and isinstance(have, Mapping):
+            target = _at(patch, path)
+            assert isinstance(target, dict)
+            target.update({k: None for k in have if k not in want})
+    return patch
+
+
+def _at(obj: Mapping[str, Any], path: str) -> Any:
+    for name in path.split("."):
+        if not isinstance(obj, Mapping) or name not in obj:
+            return None
+        obj = obj[name]
+    return obj
 
 
 def _join(path: str, name: str) -> str:
@@ -39,6 +66,8 @@ def _compare(desired: Any, actual: Any, path: str, found: list[str]) -> None:
                 found.append(_join(path, name))
             else:
                 _compare(value, actual[name], _join(path, name), found)
+        if path in EXACT:
+            found.extend(_join(path, name) for name in actual if name not in desired)
     elif isinstance(desired, list):
         _compare_lists(desired, actual, path, found)
     elif desired != actual:
@@ -66,6 +95,11 @@ def _compare_named(
     desired: Sequence[Mapping[str, Any]], actual: Sequence[Any], path: str, found: list[str]
 ) -> None:
     held = {i.get("name"): i for i in actual if isinstance(i, Mapping)}
+    if path in EXACT:
+        wanted = {item["name"] for item in desired}
+        found.extend(f"{path}[{name}]" for name in held if name not in wanted)
+        if len(held) != len(actual):
+            found.append(path)  # items that are not even named
     for item in desired:
         where = f"{path}[{item['name']}]"
         if item["name"] not in held:

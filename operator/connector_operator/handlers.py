@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from typing import Any
 
 import kopf
@@ -18,6 +19,8 @@ import kopf
 from connector_operator import metrics
 from connector_operator.config import OperatorConfig
 from connector_operator.controller import Controller
+from connector_operator.hashkey import ensure_hash_key
+from connector_operator.kube import Kube, TransientError
 from connector_operator.leader import LeaderElector
 
 log = logging.getLogger(__name__)
@@ -25,18 +28,23 @@ log = logging.getLogger(__name__)
 
 def register(
     registry: kopf.OperatorRegistry,
-    controller: Controller,
+    kube: Kube,
     elector: LeaderElector | None,
     cfg: OperatorConfig,
     stop: asyncio.Event,
 ) -> None:
     tasks: list[asyncio.Task[None]] = []
+    leading: list[Controller] = []  # the controller, once this replica leads
 
     async def lead() -> None:
         if elector is not None:
             await elector.acquire()
-            controller.kube.fence = elector.leading
+            kube.fence = elector.leading
             tasks.append(asyncio.create_task(elector.hold(stop), name="lease"))
+        # Only the leader writes, the hash key's Secret included (made on the first start).
+        hash_key = await _hash_key(kube, cfg)
+        controller = Controller(kube, cfg, hash_key, random.Random())  # noqa: S311 -- jitter
+        leading.append(controller)
         metrics.LEADER.set(1)
         await controller.start()
 
@@ -65,12 +73,23 @@ def register(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if controller.running:
-            await controller.stop()
+        for controller in leading:
+            if controller.running:
+                await controller.stop()
 
     # One attempt: a failed check must answer the kubelet (HTTP 500) now, not retry for a minute.
     @kopf.on.probe(id="watch", retries=1, backoff=0, registry=registry)
     async def watch_is_fresh(**_: Any) -> dict[str, int]:
-        if not controller.running:
+        if not leading or not leading[0].running:
             return {"leading": 0}  # a healthy standby, or a leader still priming its cache
-        return {"leading": 1, **await controller.check(cfg.watch_grace_seconds)}
+        return {"leading": 1, **await leading[0].check(cfg.watch_grace_seconds)}
+
+
+async def _hash_key(kube: Kube, cfg: OperatorConfig) -> bytes:
+    """The installation's key; an API server that cannot answer yet is waited for."""
+    while True:
+        try:
+            return await ensure_hash_key(kube, cfg.lease_namespace, cfg.hash_key_secret)
+        except TransientError as error:
+            log.warning("reading the hash key: %s; retrying", error)
+            await asyncio.sleep(cfg.retry_period_seconds)

@@ -98,7 +98,7 @@ class Store:
     """Objects by key, with an index by controller owner uid (pure)."""
 
     def __init__(self, transform: Callable[[Object], Object] = without_managed_fields) -> None:
-        self._transform = transform
+        self.transform = transform  # applied to every object stored; it must be idempotent
         self._items: dict[Key, Object] = {}
         self._by_owner: dict[str, set[Key]] = defaultdict(set)
 
@@ -124,7 +124,7 @@ class Store:
         old = self._items.get(key)
         if old is not None and not is_newer(obj, old):
             return None
-        new = self._transform(obj)
+        new = self.transform(obj)
         if old == new:
             return None  # a relist of an unchanged object
         self._unindex(key, old)
@@ -194,7 +194,10 @@ class Informer:
                 query.append(("continue", token))
             accept = METADATA_ONLY if self.metadata_only else "application/json"
             page = await self.client.list_page(self.path, query, accept)
-            items.extend(_typed(item, page) for item in page.get("items") or [])
+            # Each page is cut down to what the store keeps before the next one is read, so a
+            # LIST of large objects never sits in memory whole.
+            items.extend(self.store.transform(_typed(i, page)) for i in page.get("items") or [])
+            del page["items"]
             token = (page.get("metadata") or {}).get("continue") or None
             if token is None:
                 self._version = (page.get("metadata") or {}).get("resourceVersion")

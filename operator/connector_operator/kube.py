@@ -249,7 +249,8 @@ class Kube:
         )
 
     async def merge_patch(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        """A JSON merge patch of the manifest: unlike apply, it replaces lists whole."""
+        """A JSON merge patch of the object the manifest names: unlike apply, it replaces lists
+        whole, and a key set to null is removed."""
         return await self._write(
             "patch",
             manifest["kind"],

@@ -204,7 +204,7 @@ class Reconciler:
             why, drifted = drift.judge(desired, actual, allowed)
             if why is None:
                 continue
-            applied = await self._write_child(desired, why)
+            applied = await self._write_child(desired, actual, why)
             failpoints.reach(f"after-apply:{kind}")
             self.cache.remember(store, applied)
             self._tolerated[(kind, key)] = (stamp, frozenset(drift.differences(desired, applied)))
@@ -217,23 +217,26 @@ class Reconciler:
                 repairs.append((kind, f"Recreated {kind} {name}, deleted outside the operator."))
         return repairs
 
-    async def _write_child(self, desired: dict[str, Any], why: drift.Why) -> dict[str, Any]:
-        """Server-side apply; for a repair that apply cannot make, a merge patch.
+    async def _write_child(
+        self, desired: dict[str, Any], actual: Mapping[str, Any] | None, why: drift.Why
+    ) -> dict[str, Any]:
+        """Server-side apply, then a merge patch for what apply could not make.
 
-        Apply keeps list items that another manager owns: a Service port whose number was
-        changed by hand is, to apply, someone else's port beside the operator's (and the two
-        then clash by name). A merge patch replaces such lists whole.
+        Apply keeps what another manager owns: a port or a Secret key added by hand, or a
+        Service port whose number was changed by hand (to apply, someone else's port beside
+        the operator's; the two then clash by name). A merge patch replaces lists whole and
+        removes the keys it sets to null.
         """
+        applied: Mapping[str, Any] | None = None
         try:
             applied = await self.kube.apply(desired)
         except ApiError as error:
             if why is not drift.Why.REPAIR or error.status != 422:
                 raise
             log.info("apply could not repair %s: %s", desired["metadata"]["name"], error)
-        else:
-            if why is not drift.Why.REPAIR or not drift.differences(desired, applied):
-                return applied
-        return await self.kube.merge_patch(desired)
+        if applied is not None and not drift.differences(desired, applied):
+            return dict(applied)
+        return await self.kube.merge_patch(drift.repair_patch(desired, applied or actual or {}))
 
     async def _write_status(self, body: Mapping[str, Any], status: dict[str, Any]) -> None:
         current = body.get("status") or {}

@@ -11,7 +11,7 @@ import pytest
 
 from connector_operator import resources
 from connector_operator.config import OperatorConfig, Port
-from connector_operator.drift import Why, differences, judge
+from connector_operator.drift import Why, differences, judge, repair_patch
 from connector_operator.models import Connector
 
 CONFIG = OperatorConfig(ports=(Port("http", 8080),))
@@ -158,3 +158,31 @@ class TestJudge:
         container(actual)["resources"]["requests"]["cpu"] = "0.1"
         path = "spec.template.spec.containers[connector].resources.requests.cpu"
         assert judge(desired, actual, frozenset({path})) == (None, [])
+
+
+class TestExact:
+    """A Secret's data and a Service's ports belong to the operator whole."""
+
+    def test_an_added_secret_key_is_drift_and_the_patch_removes_it(self) -> None:
+        secret = resources.secret(demo(), KEY)
+        assert secret is not None
+        actual = served(secret)
+        actual["data"]["account_key_read"] = "eA=="
+        assert differences(secret, actual) == ["data.account_key_read"]
+        patch = repair_patch(secret, actual)
+        assert patch["data"]["account_key_read"] is None
+        assert {k: v for k, v in patch["data"].items() if v is not None} == secret["data"]
+
+    def test_an_added_service_port_is_drift(self) -> None:
+        service = resources.service(demo(), CONFIG)
+        assert service is not None
+        actual = served(service)
+        actual["spec"]["ports"].append({"name": "evil", "port": 6666, "protocol": "TCP"})
+        assert differences(service, actual) == ["spec.ports[evil]"]
+        assert repair_patch(service, actual)["spec"]["ports"] == service["spec"]["ports"]
+
+    def test_added_items_elsewhere_are_not_drift(self) -> None:
+        desired = deployment()
+        actual = served(desired)
+        actual["metadata"]["labels"]["team"] = "a"
+        assert differences(desired, actual) == []
