@@ -193,6 +193,10 @@ class Reconciler:
             kind, name = desired["kind"], desired["metadata"]["name"]
             actual = self.cache.child(store, body)
             if actual is None and (other := self.cache.foreign(store, body)) is not None:
+                if _predecessor(other, body):
+                    # A Connector of this name was deleted and made anew: the garbage
+                    # collector is about to remove its children.
+                    raise Retry(f"{kind} {name} still belongs to a deleted Connector", delay=1)
                 raise ChildConflictError(
                     f"{kind} {name!r} exists and is not owned by this Connector "
                     f"(owner: {_owner_name(other)}); rename or delete it, the Connector "
@@ -280,6 +284,17 @@ class Reconciler:
         await self._write_status(body, status)
         if previous.message != message:
             await self.kube.post_event(body, "Warning", reason, message, now)
+
+
+def _predecessor(child: Mapping[str, Any], connector: Mapping[str, Any]) -> bool:
+    """Whether `child` belongs to an earlier Connector of the same name."""
+    refs = child.get("metadata", {}).get("ownerReferences") or []
+    owner = next((r for r in refs if r.get("controller")), None)
+    return (
+        owner is not None
+        and owner.get("kind") == "Connector"
+        and owner.get("name") == connector["metadata"]["name"]
+    )
 
 
 def _owner_name(obj: Mapping[str, Any]) -> str:

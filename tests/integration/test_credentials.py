@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import json
 
 import pytest
 from kubernetes import client
 
+from connector_operator import resources
+from connector_operator.config import from_env
+from connector_operator.models import Connector
 from tests.integration.conftest import (
     Connectors,
     Operator,
@@ -177,3 +181,39 @@ def test_no_credential_value_leaks(
             encoded = base64.b64encode(value.encode()).decode()
             assert value not in text, f"credential {value!r} found in {where}"
             assert encoded not in text, f"credential {value!r} (base64) found in {where}"
+
+
+def test_the_config_hash_cannot_be_recomputed_without_the_installations_key(
+    operator: Operator, connectors: Connectors
+) -> None:
+    """Anyone who may read pods reads the config hash; knowing the spec and guessing the
+    credentials must not be enough to confirm a guess: only the key in the operator's Secret
+    reproduces it."""
+    connectors.apply(s3("keyed"), server_side=True)
+    connectors.wait_phase("keyed", "Running")
+    seen = _config_hash(connectors, "keyed")
+    assert connectors.status("keyed")["configHash"] == seen
+
+    secret = connectors.core.read_namespaced_secret(
+        "connector-operator-hash-key", "connector-operator-system"
+    )
+    key = base64.b64decode(secret.data["key"])
+    model = Connector.model_validate(connectors.get("keyed"))
+    digest = resources.credentials_digest(model.spec.inline_credentials())
+    settings = from_env({"CONNECTOR_OPERATOR_PORTS": "http=8080"})  # as the fixture runs it
+    assert resources.config_hash(model, digest, settings, key) == seen
+    assert resources.config_hash(model, digest, settings, bytes(len(key))) != seen
+    unkeyed = hashlib.sha256(
+        json.dumps(
+            {
+                "storageType": "AmazonS3",
+                "config": model.spec.non_secret_fields(),
+                "credentialsSecret": "connector-keyed",
+                "credentials": digest,
+                "operator": settings.fingerprint(),
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
+    ).hexdigest()[:32]
+    assert unkeyed != seen

@@ -283,3 +283,29 @@ def test_a_restarted_operator_finds_nothing_to_repair(
     assert not _repairs(connectors, "same-a") and not _repairs(connectors, "same-b")
     if cluster.plane is not None:
         assert len(audit_writes(cluster, connectors.namespace)) == before
+
+
+def test_a_childs_name_taken_by_another_object_is_left_alone(
+    operator: Operator, connectors: Connectors
+) -> None:
+    """An object of a child's name that the Connector does not own is not taken over: the
+    Connector says so and proceeds once the name is free."""
+    theirs = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "connector-taken", "labels": {"team": "a"}},
+        "spec": {"ports": [{"name": "web", "port": 80}]},
+    }
+    connectors.apply(theirs)
+    connectors.apply(connector("taken"))
+
+    def stalled() -> str | None:
+        found = connectors.condition("taken", "Stalled")
+        return str(found["message"]) if found and found["reason"] == "NameTaken" else None
+
+    assert "connector-taken" in eventually(stalled, what="Stalled NameTaken")
+    connectors.wait_event("taken", "Warning", "NameTaken")
+    service = connectors.core.read_namespaced_service("connector-taken", connectors.namespace)
+    assert [p.port for p in service.spec.ports] == [80] and not service.metadata.owner_references
+    connectors.kubectl("delete", "service", "connector-taken")
+    connectors.wait_phase("taken", "Running")
