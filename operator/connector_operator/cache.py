@@ -194,14 +194,6 @@ class Cache:
             return None
         return found
 
-    def foreign(self, store: Store, connector: Mapping[str, Any]) -> Object | None:
-        """An object of the child name that this Connector does not control, if there is one."""
-        meta = connector["metadata"]
-        found = store.get((meta["namespace"], resources.child_name(meta["name"])))
-        if found is None or controller_uid(found) == meta.get("uid"):
-            return None
-        return found
-
     def live_pods(self, deployment: Mapping[str, Any] | None) -> int:
         """Pods of the Deployment's ReplicaSets that have not ended."""
         if deployment is None:

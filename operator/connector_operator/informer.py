@@ -101,6 +101,9 @@ class Store:
         self.transform = transform  # applied to every object stored; it must be idempotent
         self._items: dict[Key, Object] = {}
         self._by_owner: dict[str, set[Key]] = defaultdict(set)
+        # Deletions by the version they happened at: an older copy that arrives later (the
+        # response of a write that raced the deletion) must not bring the object back.
+        self._gone: dict[Key, int] = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -124,6 +127,11 @@ class Store:
         old = self._items.get(key)
         if old is not None and not is_newer(obj, old):
             return None
+        version, deleted = resource_version(obj), self._gone.get(key)
+        if deleted is not None:
+            if version is not None and version <= deleted:
+                return None
+            del self._gone[key]
         new = self.transform(obj)
         if old == new:
             return None  # a relist of an unchanged object
@@ -133,16 +141,20 @@ class Store:
             self._by_owner[owner].add(key)
         return (old, new)
 
-    def remove(self, key: Key) -> Change | None:
+    def remove(self, key: Key, version: int | None = None) -> Change | None:
+        """Drops the object; `version` is the deletion's, when known."""
+        if version is not None:
+            self._gone[key] = version
         old = self._items.pop(key, None)
         if old is None:
             return None
         self._unindex(key, old)
         return (old, None)
 
-    def replace(self, items: Iterable[Object]) -> list[Change]:
-        """Makes the store hold exactly `items` (a fresh LIST); returns every change, deletions
-        of what the list no longer has included."""
+    def replace(self, items: Iterable[Object], version: int | None = None) -> list[Change]:
+        """Makes the store hold exactly `items` (a fresh LIST at `version`); returns every
+        change, deletions of what the list no longer has included."""
+        self._gone.clear()
         changes: list[Change] = []
         listed: set[Key] = set()
         for obj in items:
@@ -150,7 +162,7 @@ class Store:
             if (change := self.upsert(obj)) is not None:
                 changes.append(change)
         for key in [k for k in self._items if k not in listed]:
-            if (change := self.remove(key)) is not None:
+            if (change := self.remove(key, version)) is not None:
                 changes.append(change)
         return changes
 
@@ -202,7 +214,8 @@ class Informer:
             if token is None:
                 self._version = (page.get("metadata") or {}).get("resourceVersion")
                 break
-        for old, new in self.store.replace(items):
+        version = int(self._version) if self._version and self._version.isdigit() else None
+        for old, new in self.store.replace(items, version):
             self.on_change(old, new)
         self.synced.set()
 
@@ -228,7 +241,10 @@ class Informer:
                 self._version = version
             if kind == "BOOKMARK" or self.paused():
                 continue
-            change = self.store.remove(key_of(obj)) if kind == "DELETED" else self.store.upsert(obj)
+            if kind == "DELETED":
+                change = self.store.remove(key_of(obj), resource_version(obj))
+            else:
+                change = self.store.upsert(obj)
             if change is not None:
                 self.on_change(*change)
 

@@ -1,5 +1,6 @@
-"""The reconcile path of one Connector: observe (from the cache) -> decide (pure) -> apply what
-differs -> status -> events. It reads the cache and writes through `kube`; it holds no watch."""
+"""The reconcile path of one Connector: observe (from the cache) -> decide (pure) -> converge
+the children (`children`) -> status -> events. It reads the cache and writes through `kube`;
+it holds no watch."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from connector_operator import drift, failpoints, metrics, resources, states
+from connector_operator import failpoints, metrics, resources, states
 from connector_operator.cache import Cache
+from connector_operator.children import ChildConflictError, Children
 from connector_operator.conditions import READY, STALLED, Wanted, merge
 from connector_operator.config import OperatorConfig
-from connector_operator.informer import Key, Store, resource_version
+from connector_operator.informer import Key, resource_version
 from connector_operator.kube import ApiError, ConflictError, Kube, NotFoundError, TransientError
 from connector_operator.models import (
     ACTION_ANNOTATION,
@@ -38,10 +40,6 @@ class SecretInfo:
     keys: frozenset[str]
 
 
-class ChildConflictError(Exception):
-    """An object of a child's name exists and belongs to someone else."""
-
-
 def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -61,12 +59,10 @@ class Reconciler:
         self.hash_key = hash_key
         self.clock = clock
         self._referenced: dict[Key, SecretInfo] = {}
-        # Paths the API server rewrites in what the operator applies, per child and stamp.
-        self._tolerated: dict[tuple[str, Key], tuple[str | None, frozenset[str]]] = {}
+        self.children = Children(kube, cache, operator, hash_key)
 
     def forget(self, key: Key) -> None:
-        for kind in ("Secret", "Service", "Deployment"):
-            self._tolerated.pop((kind, key), None)
+        self.children.forget(key)
 
     async def reconcile(self, key: Key) -> None:
         body = self.cache.connectors.get(key)
@@ -108,7 +104,7 @@ class Reconciler:
         repairs: list[tuple[str, str]] = []
         if plan.intent is not states.Intent.LEAVE:
             replicas = 1 if plan.intent is states.Intent.RUN else 0
-            repairs = await self._apply_children(key, body, connector, desired_hash, replicas)
+            repairs = await self.children.converge(key, body, connector, desired_hash, replicas)
         failpoints.reach(f"before-status:{plan.intent.value}")
         now = self.clock()
         status = states.next_status(
@@ -167,81 +163,6 @@ class Reconciler:
         self._referenced[key] = info
         return info
 
-    async def _apply_children(
-        self,
-        key: Key,
-        body: Mapping[str, Any],
-        connector: Connector,
-        desired_hash: str,
-        replicas: int,
-    ) -> list[tuple[str, str]]:
-        """Writes only what differs from the server: a converged Connector costs no write.
-        Returns (kind, message) for each child restored after a change made by someone else."""
-        built = connector.status.config_hash is not None  # the children were made before
-        children: list[tuple[Store, dict[str, Any] | None]] = [
-            (self.cache.secrets, resources.secret(connector, self.hash_key)),
-            (self.cache.services, resources.service(connector, self.operator)),
-            (
-                self.cache.deployments,
-                resources.deployment(connector, self.operator, desired_hash, replicas),
-            ),
-        ]
-        repairs: list[tuple[str, str]] = []
-        for store, desired in children:
-            if desired is None:
-                continue
-            kind, name = desired["kind"], desired["metadata"]["name"]
-            actual = self.cache.child(store, body)
-            if actual is None and (other := self.cache.foreign(store, body)) is not None:
-                if _predecessor(other, body):
-                    # A Connector of this name was deleted and made anew: the garbage
-                    # collector is about to remove its children.
-                    raise Retry(f"{kind} {name} still belongs to a deleted Connector", delay=1)
-                raise ChildConflictError(
-                    f"{kind} {name!r} exists and is not owned by this Connector "
-                    f"(owner: {_owner_name(other)}); rename or delete it, the Connector "
-                    "proceeds once the name is free."
-                )
-            stamp = resources.stamp_of(desired)
-            tolerated = self._tolerated.get((kind, key))
-            allowed = tolerated[1] if tolerated and tolerated[0] == stamp else frozenset()
-            why, drifted = drift.judge(desired, actual, allowed)
-            if why is None:
-                continue
-            applied = await self._write_child(desired, actual, why)
-            failpoints.reach(f"after-apply:{kind}")
-            self.cache.remember(store, applied)
-            self._tolerated[(kind, key)] = (stamp, frozenset(drift.differences(desired, applied)))
-            if why is drift.Why.REPAIR:
-                fields = ", ".join(drifted[:5]) + (" ..." if len(drifted) > 5 else "")
-                repairs.append(
-                    (kind, f"Restored {kind} {name}: {fields} changed outside the operator.")
-                )
-            elif why is drift.Why.CREATE and built:
-                repairs.append((kind, f"Recreated {kind} {name}, deleted outside the operator."))
-        return repairs
-
-    async def _write_child(
-        self, desired: dict[str, Any], actual: Mapping[str, Any] | None, why: drift.Why
-    ) -> dict[str, Any]:
-        """Server-side apply, then a merge patch for what apply could not make.
-
-        Apply keeps what another manager owns: a port or a Secret key added by hand, or a
-        Service port whose number was changed by hand (to apply, someone else's port beside
-        the operator's; the two then clash by name). A merge patch replaces lists whole and
-        removes the keys it sets to null.
-        """
-        applied: Mapping[str, Any] | None = None
-        try:
-            applied = await self.kube.apply(desired)
-        except ApiError as error:
-            if why is not drift.Why.REPAIR or error.status != 422:
-                raise
-            log.info("apply could not repair %s: %s", desired["metadata"]["name"], error)
-        if applied is not None and not drift.differences(desired, applied):
-            return dict(applied)
-        return await self.kube.merge_patch(drift.repair_patch(desired, applied or actual or {}))
-
     async def _write_status(self, body: Mapping[str, Any], status: dict[str, Any]) -> None:
         current = body.get("status") or {}
         if current == status:
@@ -284,23 +205,6 @@ class Reconciler:
         await self._write_status(body, status)
         if previous.message != message:
             await self.kube.post_event(body, "Warning", reason, message, now)
-
-
-def _predecessor(child: Mapping[str, Any], connector: Mapping[str, Any]) -> bool:
-    """Whether `child` belongs to an earlier Connector of the same name."""
-    refs = child.get("metadata", {}).get("ownerReferences") or []
-    owner = next((r for r in refs if r.get("controller")), None)
-    return (
-        owner is not None
-        and owner.get("kind") == "Connector"
-        and owner.get("name") == connector["metadata"]["name"]
-    )
-
-
-def _owner_name(obj: Mapping[str, Any]) -> str:
-    refs = obj.get("metadata", {}).get("ownerReferences") or []
-    owner = next((r for r in refs if r.get("controller")), None)
-    return f"{owner.get('kind')} {owner.get('name')}" if owner else "none"
 
 
 def _rfc3339(moment: datetime.datetime) -> str:

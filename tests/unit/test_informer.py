@@ -214,3 +214,20 @@ class TestInformer:
         informer = Informer(api, "/p", lambda old, new: None, retry_delay=0)
         run(informer, api, until_requests=3)
         assert [r[0] for r in api.requests[:3]] == ["LIST", "WATCH", "WATCH"]
+
+
+class TestDeletions:
+    def test_a_late_copy_of_a_deleted_object_does_not_bring_it_back(self) -> None:
+        """The response of a write that raced a deletion arrives after the DELETED event."""
+        store = Store()
+        store.upsert(obj("a", 5))
+        store.remove(("ns", "a"), version=7)
+        assert store.upsert(obj("a", 6)) is None
+        assert store.get(("ns", "a")) is None
+        assert store.upsert(obj("a", 8)) is not None, "a newer object of the name is new"
+
+    def test_a_relist_forgets_the_deletions(self) -> None:
+        store = Store()
+        store.remove(("ns", "a"), version=7)
+        store.replace([obj("a", 3)], version=9)
+        assert store.get(("ns", "a")) is not None

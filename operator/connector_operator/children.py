@@ -1,0 +1,140 @@
+"""A Connector's children made to match what the operator wants: created, updated, and
+restored after a change made by someone else (drift), writing only what differs (I/O through
+kube; it reads the cache)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from connector_operator import drift, failpoints, resources
+from connector_operator.cache import Cache
+from connector_operator.config import OperatorConfig
+from connector_operator.informer import Key, Store, controller_uid
+from connector_operator.kube import ApiError, Kube, path_of
+from connector_operator.models import Connector
+from connector_operator.workqueue import Retry
+
+log = logging.getLogger(__name__)
+
+
+class ChildConflictError(Exception):
+    """An object of a child's name exists and belongs to someone else."""
+
+
+class Children:
+    """Writes a Connector's Secret, Service and Deployment when they differ from the cache."""
+
+    def __init__(self, kube: Kube, cache: Cache, operator: OperatorConfig, hash_key: bytes) -> None:
+        self.kube, self.cache, self.operator, self.hash_key = kube, cache, operator, hash_key
+        # Paths the API server rewrites in what the operator applies, per child and stamp.
+        self._tolerated: dict[tuple[str, Key], tuple[str | None, frozenset[str]]] = {}
+
+    def forget(self, key: Key) -> None:
+        for kind in ("Secret", "Service", "Deployment"):
+            self._tolerated.pop((kind, key), None)
+
+    async def converge(
+        self,
+        key: Key,
+        body: Mapping[str, Any],
+        connector: Connector,
+        desired_hash: str,
+        replicas: int,
+    ) -> list[tuple[str, str]]:
+        """Writes only what differs from the server: a converged Connector costs no write.
+        Returns (kind, message) for each child restored after a change made by someone else."""
+        built = connector.status.config_hash is not None  # the children were made before
+        children: list[tuple[Store, dict[str, Any] | None]] = [
+            (self.cache.secrets, resources.secret(connector, self.hash_key)),
+            (self.cache.services, resources.service(connector, self.operator)),
+            (
+                self.cache.deployments,
+                resources.deployment(connector, self.operator, desired_hash, replicas),
+            ),
+        ]
+        repairs: list[tuple[str, str]] = []
+        for store, desired in children:
+            if desired is None:
+                continue
+            kind, name = desired["kind"], desired["metadata"]["name"]
+            actual = self.cache.child(store, body)
+            if actual is None:
+                actual = await self._unlisted(desired, body)
+            stamp = resources.stamp_of(desired)
+            tolerated = self._tolerated.get((kind, key))
+            allowed = tolerated[1] if tolerated and tolerated[0] == stamp else frozenset()
+            why, drifted = drift.judge(desired, actual, allowed)
+            if why is None:
+                continue
+            applied = await self._write_child(desired, actual, why)
+            failpoints.reach(f"after-apply:{kind}")
+            self.cache.remember(store, applied)
+            self._tolerated[(kind, key)] = (stamp, frozenset(drift.differences(desired, applied)))
+            if why is drift.Why.REPAIR:
+                fields = ", ".join(drifted[:5]) + (" ..." if len(drifted) > 5 else "")
+                repairs.append(
+                    (kind, f"Restored {kind} {name}: {fields} changed outside the operator.")
+                )
+            elif why is drift.Why.CREATE and built:
+                repairs.append((kind, f"Recreated {kind} {name}, deleted outside the operator."))
+        return repairs
+
+    async def _unlisted(
+        self, desired: Mapping[str, Any], connector: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """What holds a child's name when the cache has no child there (one GET): nothing,
+        the Connector's own child without the operator's label (to be repaired), or an object
+        of someone else's, which the operator does not take over."""
+        found = await self.kube.get(path_of(desired))
+        if found is None or controller_uid(found) == connector["metadata"].get("uid"):
+            return found
+        kind, name = desired["kind"], desired["metadata"]["name"]
+        if _predecessor(found, connector):
+            # A Connector of this name was deleted and made anew: the garbage collector is
+            # about to remove its children.
+            raise Retry(f"{kind} {name} still belongs to a deleted Connector", delay=1)
+        raise ChildConflictError(
+            f"{kind} {name!r} exists and is not owned by this Connector (owner: "
+            f"{_owner_name(found)}); rename or delete it, the Connector proceeds once the name "
+            "is free."
+        )
+
+    async def _write_child(
+        self, desired: dict[str, Any], actual: Mapping[str, Any] | None, why: drift.Why
+    ) -> dict[str, Any]:
+        """Server-side apply, then a merge patch for what apply could not make.
+
+        Apply keeps what another manager owns: a port or a Secret key added by hand, or a
+        Service port whose number was changed by hand (to apply, someone else's port beside
+        the operator's; the two then clash by name). A merge patch replaces lists whole and
+        removes the keys it sets to null.
+        """
+        applied: Mapping[str, Any] | None = None
+        try:
+            applied = await self.kube.apply(desired)
+        except ApiError as error:
+            if why is not drift.Why.REPAIR or error.status != 422:
+                raise
+            log.info("apply could not repair %s: %s", desired["metadata"]["name"], error)
+        if applied is not None and not drift.differences(desired, applied):
+            return dict(applied)
+        return await self.kube.merge_patch(drift.repair_patch(desired, applied or actual or {}))
+
+
+def _predecessor(child: Mapping[str, Any], connector: Mapping[str, Any]) -> bool:
+    """Whether `child` belongs to an earlier Connector of the same name."""
+    refs = child.get("metadata", {}).get("ownerReferences") or []
+    owner = next((r for r in refs if r.get("controller")), None)
+    return (
+        owner is not None
+        and owner.get("kind") == "Connector"
+        and owner.get("name") == connector["metadata"]["name"]
+    )
+
+
+def _owner_name(obj: Mapping[str, Any]) -> str:
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    owner = next((r for r in refs if r.get("controller")), None)
+    return f"{owner.get('kind')} {owner.get('name')}" if owner else "none"
