@@ -32,8 +32,9 @@ run: install ## Run the operator: current kube context, else the local control p
 	@hack/run.sh
 
 .PHONY: test
+TEST_WORKERS ?= 2
 test: install lint cluster-build ## Run the whole suite: lint, unit and integration tests
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: test-unit
 test-unit: install ## Run the unit tests only (no cluster)

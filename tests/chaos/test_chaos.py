@@ -607,7 +607,7 @@ def _replayable(seed: int, journal: Path, logs: Path) -> Iterator[None]:
         seconds = "" if DURATION == 180 else f"CHAOS_SECONDS={DURATION} "
         error.add_note(
             f"\nchaos seed {seed}: replay with "
-            f"CHAOS_SEED={seed} {seconds}pytest tests/integration/test_chaos.py\n"
+            f"CHAOS_SEED={seed} {seconds}pytest tests/chaos/test_chaos.py\n"
             f"moves: {journal}; operator logs: {logs}/operator-*.log"
         )
         raise
