@@ -373,13 +373,13 @@ def test_rbac_grants_exactly_the_verbs_the_operator_uses(
     inline and referenced credentials and a rotation, HttpData, a stop), and nothing else is.
 
     "Used" is read from the API server's audit log: every request of the operator's user during
-    the test that the API server authorized, in any namespace (a 404 too: the get before a
-    child is created, which finds nothing, is authorized first). The audit log records the
-    request's verb: get, list, watch (a LIST with watch=true), create (POST), update (PUT),
-    patch (PATCH, server-side apply included). A server-side apply that creates its object is recorded as
-    verb "patch" with responseStatus.code 201 (seen here for the first apply of each child),
-    and the API server authorizes it twice: "patch" for the request, then "create" for the
-    object it makes (k8s.io/apiserver endpoints/handlers/patch.go, createAuthorizerAttributes).
+    the test that the API server authorized, in any namespace (a 404 too: the get before a child
+    is created, which finds nothing, is authorized first). The audit log records the request's
+    verb: get, list, watch (a LIST with watch=true), create (POST), update (PUT), patch (PATCH,
+    server-side apply included). A server-side apply that creates its object is recorded as verb
+    "patch" with responseStatus.code 201 (seen here for the first apply of each child), and the
+    API server authorizes it twice: "patch" for the request, then "create" for the object it
+    makes (k8s.io/apiserver endpoints/handlers/patch.go, createAuthorizerAttributes).
     So a 201 "patch" uses both create and patch. Requests without an objectRef (discovery) need
     no rule of ours: every authenticated user may make them.
     """
