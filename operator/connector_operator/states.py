@@ -81,7 +81,7 @@ PHASE_MESSAGES = {
 def decide(
     previous: ConnectorStatus, requested: str | None, desired_hash: str, observed: Observed
 ) -> Plan:
-    """The whole transition table of DESIGN.md section 3, as one pure function.
+    """The whole transition table of the README (Start, stop, fail), as one pure function.
 
     `requested` is the action annotation's value (None when absent, which means start).
     `desired_hash` fingerprints the configuration the spec asks for now.

@@ -27,7 +27,7 @@ def _tally(cluster: Cluster, namespace: str) -> Counter[str]:
     return tally
 
 
-# The minimum for create -> Running, stop, start, fail, stop, delete (DESIGN.md section 6):
+# The minimum for create -> Running, stop, start, fail, stop, delete (README, Operations: Writes):
 # - objects: Secret, Service and Deployment once at create; the Deployment's replicas on each
 #   of stop, start and the stop after fail (fail leaves the workload alone);
 # - status: one write per phase entered (Starting, Running, Stopping, Stopped, Starting,

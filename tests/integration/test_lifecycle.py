@@ -1,4 +1,4 @@
-"""A Connector's whole life against the real API server: every row of DESIGN.md's table."""
+"""A Connector's whole life against the real API server: every row of the README's table."""
 
 from __future__ import annotations
 

@@ -273,7 +273,7 @@ def test_invalid_spec_is_refused_naming_the_field(
 
 
 def _valid_by_design(storage_type: StorageType, names: frozenset[str]) -> bool:
-    """DESIGN.md section 2, written out independently of the rule table."""
+    """The README's field rules, written out independently of the rule table."""
     if not names <= allowed_fields(storage_type):
         return False
     if not set(REQUIRED_FIELDS[storage_type]) <= names:

@@ -1,4 +1,4 @@
-"""Unit tests of connector_operator.states: DESIGN.md's transition table, row by row, the
+"""Unit tests of connector_operator.states: the README's transition table, row by row, the
 kstatus conditions and events each pass produces, and the status it stores."""
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def conditions(status: ConnectorStatus) -> dict[str, tuple[str, str]]:
     return {c.type: (c.status, c.reason) for c in status.conditions}
 
 
-# -- DESIGN.md section 3, one pass per row --------------------------------------------------------
+# -- the README's transition table, one pass per row ---------------------------------------------
 @dataclass(frozen=True)
 class Row:
     previous: ConnectorStatus
