@@ -1,4 +1,4 @@
-"""List-watch caches, one kind each (stdlib only; I/O through the `WatchClient` it is given).
+"""List-watch caches, one kind each (stdlib and `memory`; I/O through the `WatchClient` given).
 
 A `Store` holds objects by (namespace, name) and indexes them by the uid of their controller
 ownerReference. An `Informer` fills one with a paginated LIST, *replacing* its contents (what
@@ -16,6 +16,8 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from connector_operator import memory
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +219,8 @@ class Informer:
         version = int(self._version) if self._version and self._version.isdigit() else None
         for old, new in self.store.replace(items, version):
             self.on_change(old, new)
+        del items
+        memory.release()  # the pages were parsed and dropped: hand their memory back
         self.synced.set()
 
     async def watch_once(self) -> None:

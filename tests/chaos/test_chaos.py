@@ -45,7 +45,10 @@ from tests.integration.test_leader_election import _grant_leases
 
 DURATION = int(os.environ.get("CHAOS_SECONDS") or 180)
 SETTLE_TIMEOUT = 300.0  # per settle stage: a bound on a hang, not a performance assertion
-GRACE = 30.0  # garbage collection and reverts of the last hand edits, after settling
+GRACE = 30.0  # reverts of the last hand edits, after settling
+# The garbage collector works through a backlog after the API server restarts, on a machine
+# that runs a second control plane beside this one: it may take longer than the operator.
+GC_GRACE = 120.0
 
 pytestmark = [
     pytest.mark.cluster,
@@ -656,7 +659,7 @@ def test_chaos_settles_into_the_final_actions(
                 f"children that are not exactly one each, converged (after {GRACE:.0f}s more)",
                 _until_none(lambda: _children_problems(connectors, fleet, want)),
             ),
-            _report("orphaned children", _until_none(lambda: _orphans(connectors))),
+            _report("orphaned children", _until_none(lambda: _orphans(connectors), GC_GRACE)),
             _report(
                 "writes by a replica that did not hold the Lease",
                 _writes_by_non_leaders(cluster, namespace, replicas),
