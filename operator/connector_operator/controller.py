@@ -17,6 +17,9 @@ from connector_operator.reconcile import Reconciler
 from connector_operator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
+# A leader whose caches cannot be filled (a LIST that is refused, a missing CRD) exits after
+# this long, so that it neither holds the Lease for nothing nor looks healthy.
+PRIME_TIMEOUT = 120.0
 
 
 class Controller:
@@ -41,7 +44,14 @@ class Controller:
     async def start(self) -> None:
         """Primes the cache (every informer listed), then reconciles: a restart therefore
         neither rewrites converged objects nor reports a Secret missing that exists."""
-        await self.cache.start()
+        try:
+            await asyncio.wait_for(self.cache.start(), PRIME_TIMEOUT)
+        except TimeoutError:
+            waiting = [i.path for i in self.cache.informers if not i.synced.is_set()]
+            raise RuntimeError(
+                f"the caches were not filled within {PRIME_TIMEOUT:.0f}s (still listing "
+                f"{', '.join(waiting)}; see the warnings above): giving up the lead"
+            ) from None
         self.queue.start()
         self._resync = asyncio.create_task(self._resync_forever(), name="resync")
         self.running = True

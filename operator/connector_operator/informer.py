@@ -25,6 +25,7 @@ Key = tuple[str, str]  # (namespace, name)
 Object = dict[str, Any]
 Change = tuple[Object | None, Object | None]  # (old, new); new is None for a deletion
 OnChange = Callable[[Object | None, Object | None], None]
+GONE_KEPT = 4096  # deletions remembered, oldest forgotten first
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 METADATA_ONLY_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
@@ -147,6 +148,9 @@ class Store:
         """Drops the object; `version` is the deletion's, when known."""
         if version is not None:
             self._gone[key] = version
+            if len(self._gone) > GONE_KEPT:  # a late write response comes within seconds
+                for stale in list(self._gone)[: GONE_KEPT // 2]:
+                    del self._gone[stale]
         old = self._items.pop(key, None)
         if old is None:
             return None

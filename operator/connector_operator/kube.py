@@ -314,8 +314,9 @@ class Kube:
                 "create", "Event", "POST", f"/api/v1/namespaces/{meta['namespace']}/events",
                 body=event,
             )  # fmt: skip
-        except (TransientError, ConflictError, NotFoundError) as error:
-            # An event is a courtesy: losing one must not fail the reconcile.
+        except (TransientError, ConflictError, NotFoundError, ApiError) as error:
+            # An event is a courtesy: losing one (even a refused one) must not fail the
+            # reconcile whose status was written already.
             log.warning("could not post event %s: %s", reason, error)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from connector_operator.informer import (
+    GONE_KEPT,
     METADATA_ONLY,
     Informer,
     Object,
@@ -231,3 +232,11 @@ class TestDeletions:
         store.remove(("ns", "a"), version=7)
         store.replace([obj("a", 3)], version=9)
         assert store.get(("ns", "a")) is not None
+
+
+def test_the_deletions_remembered_are_bounded() -> None:
+    store = Store()
+    for index in range(GONE_KEPT + 10):
+        store.remove(("ns", f"o{index}"), version=index)
+    assert store.upsert(obj(f"o{GONE_KEPT + 9}", 1)) is None, "a recent deletion is remembered"
+    assert store.upsert(obj("o0", 1)) is not None, "the oldest are forgotten"
