@@ -515,22 +515,33 @@ def _children_problems(connectors: Connectors, fleet: Fleet, want: dict[str, str
 
 
 def _orphans(connectors: Connectors) -> list[str]:
-    """Children whose controller owner is gone (or who have none)."""
+    """The operator's children (Deployments, Services, Secrets) whose controller is gone."""
     ns, apps, core = connectors.namespace, connectors.apps, connectors.core
     uids = {i["metadata"]["uid"] for i in _list_connectors(connectors).values()}
-    deployments = apps.list_namespaced_deployment(ns, label_selector=CHILDREN).items
-    owned = {
-        "Deployment": (deployments, uids),
-        "Service": (core.list_namespaced_service(ns, label_selector=CHILDREN).items, uids),
-        "Secret": (core.list_namespaced_secret(ns, label_selector=CHILDREN).items, uids),
-        "ReplicaSet": (apps.list_namespaced_replica_set(ns, label_selector=CHILDREN).items,
-                       {d.metadata.uid for d in deployments}),
-    }  # fmt: skip
+    children = [
+        ("Deployment", apps.list_namespaced_deployment(ns, label_selector=CHILDREN).items),
+        ("Service", core.list_namespaced_service(ns, label_selector=CHILDREN).items),
+        ("Secret", core.list_namespaced_secret(ns, label_selector=CHILDREN).items),
+    ]
     return [
         f"{kind} {obj.metadata.name}: its controller (uid {_controller_uid(obj.metadata)}) is gone"
-        for kind, (objects, owners) in owned.items()
+        for kind, objects in children
         for obj in objects
-        if _controller_uid(obj.metadata) not in owners
+        if _controller_uid(obj.metadata) not in uids
+    ]
+
+
+def _stray_replicasets(connectors: Connectors) -> list[str]:
+    """ReplicaSets whose Deployment is gone: the Deployment controller's and the garbage
+    collector's to reap, not the operator's (it creates none). Reported, not asserted: after
+    hand deletions of Deployments across API server restarts, the garbage collector has been
+    seen to leave one or two for minutes."""
+    ns, apps = connectors.namespace, connectors.apps
+    owners = {d.metadata.uid for d in apps.list_namespaced_deployment(ns).items}
+    return [
+        f"ReplicaSet {rs.metadata.name} (Deployment uid {_controller_uid(rs.metadata)} is gone)"
+        for rs in apps.list_namespaced_replica_set(ns, label_selector=CHILDREN).items
+        if _controller_uid(rs.metadata) not in owners
     ]
 
 
@@ -665,6 +676,8 @@ def test_chaos_settles_into_the_final_actions(
                 _writes_by_non_leaders(cluster, namespace, replicas),
             ),
         ]
+        if strays := _stray_replicasets(connectors):
+            print("not the operator's, for the record:", *strays, sep="\n  ")
         failures = [r for r in reports if r is not None]
         if failures:
             raise AssertionError("\n\n".join(failures))
