@@ -42,28 +42,32 @@ STANDBY_SA = "connector-operator-standby"
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 
 
-def _grant_leases(api: client.ApiClient, namespace: str) -> None:
-    """deploy/rbac.yaml's leader-election Role, in the test's namespace."""
+def _lease_role(api: client.ApiClient, namespace: str, name: str, verbs: list[str]) -> None:
+    """A Role on Leases with `verbs`, bound to the operator's ServiceAccount in `namespace`."""
     rbac = client.RbacAuthorizationV1Api(api)
     rbac.create_namespaced_role(
         namespace,
         client.V1Role(
-            metadata=client.V1ObjectMeta(name="leader-election"),
+            metadata=client.V1ObjectMeta(name=name),
             rules=[client.V1PolicyRule(api_groups=["coordination.k8s.io"], resources=["leases"],
-                                       verbs=["get", "create", "update"])],
+                                       verbs=verbs)],
         ),
     )  # fmt: skip
     rbac.create_namespaced_role_binding(
         namespace,
         client.V1RoleBinding(
-            metadata=client.V1ObjectMeta(name="leader-election"),
-            role_ref=client.V1RoleRef(
-                api_group="rbac.authorization.k8s.io", kind="Role", name="leader-election"
-            ),
+            metadata=client.V1ObjectMeta(name=name),
+            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role",
+                                      name=name),
             subjects=[client.RbacV1Subject(kind="ServiceAccount", name=OPERATOR_SA,
                                            namespace=OPERATOR_NAMESPACE)],
         ),
     )  # fmt: skip
+
+
+def _grant_leases(api: client.ApiClient, namespace: str) -> None:
+    """deploy/rbac.yaml's leader-election Role, in the test's namespace."""
+    _lease_role(api, namespace, "leader-election", ["get", "create", "update"])
 
 
 def _election(namespace: str) -> dict[str, str]:
@@ -201,26 +205,8 @@ def _may_update_the_lease(api: client.ApiClient, namespace: str, user: str) -> b
 def _revoke_lease_updates(api: client.ApiClient, namespace: str) -> float:
     """The operator's ServiceAccount may still read the Lease, no longer write it. Returns when
     the API server's authorizer refuses the update (time.time())."""
+    _lease_role(api, namespace, "lease-reader", ["get"])
     rbac = client.RbacAuthorizationV1Api(api)
-    rbac.create_namespaced_role(
-        namespace,
-        client.V1Role(
-            metadata=client.V1ObjectMeta(name="lease-reader"),
-            rules=[client.V1PolicyRule(api_groups=["coordination.k8s.io"], resources=["leases"],
-                                       verbs=["get"])],
-        ),
-    )  # fmt: skip
-    rbac.create_namespaced_role_binding(
-        namespace,
-        client.V1RoleBinding(
-            metadata=client.V1ObjectMeta(name="lease-reader"),
-            role_ref=client.V1RoleRef(
-                api_group="rbac.authorization.k8s.io", kind="Role", name="lease-reader"
-            ),
-            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=OPERATOR_SA,
-                                           namespace=OPERATOR_NAMESPACE)],
-        ),
-    )  # fmt: skip
     rbac.delete_namespaced_role_binding("leader-election", namespace)
     eventually(
         lambda: not _may_update_the_lease(api, namespace, OPERATOR_USER),

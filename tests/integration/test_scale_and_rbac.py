@@ -162,6 +162,17 @@ def _status_bytes(pid: int, field: str = "VmRSS") -> int:
     raise AssertionError(f"no {field} in /proc/{pid}/status")
 
 
+def _measure(operator: Operator) -> tuple[int, int]:
+    """(peak RSS once idle, the high-water mark) of a fresh operator over two Connectors; it is
+    stopped after."""
+    _wait_idle(operator, running=2)
+    rss = _peak_rss(operator)
+    assert operator.process is not None
+    high_water = _status_bytes(operator.process.pid, "VmHWM")
+    operator.stop()
+    return rss, high_water
+
+
 def _peak_rss(op: Operator, samples: int = 6, interval: float = 1.0) -> int:
     """The largest of a few RSS samples of an idle operator (`python -m connector_operator` is
     the process itself, not a wrapper)."""
@@ -317,12 +328,7 @@ def test_unrelated_secrets_do_not_grow_the_operator(
     _wait_idle(first, running=2)
     first.stop()
 
-    plain = start_operator()
-    _wait_idle(plain, running=2)
-    baseline = _peak_rss(plain)
-    assert plain.process is not None
-    baseline_high_water = _status_bytes(plain.process.pid, "VmHWM")
-    plain.stop()
+    baseline, baseline_high_water = _measure(start_operator())
 
     try:
         started = time.monotonic()
@@ -331,12 +337,7 @@ def test_unrelated_secrets_do_not_grow_the_operator(
         )
         print(f"created 1,000 Secrets of 100 KiB in {time.monotonic() - started:.0f}s")
         window = AuditWindow.open(cluster)
-        crowded = start_operator()
-        _wait_idle(crowded, running=2)
-        measured = _peak_rss(crowded)
-        assert crowded.process is not None
-        high_water = _status_bytes(crowded.process.pid, "VmHWM")
-        crowded.stop()
+        measured, high_water = _measure(start_operator())
     finally:
         _delete_unrelated_secrets(api, namespace)
 
