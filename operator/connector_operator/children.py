@@ -68,6 +68,11 @@ class Children:
             why, drifted = drift.judge(desired, actual, allowed)
             if why is None:
                 continue
+            current = self.cache.connectors.get(key)
+            if current is None or current["metadata"].get("uid") != body["metadata"].get("uid"):
+                # Deleted (and perhaps made anew) while this pass awaited the API server: a
+                # child written now would belong to a Connector that no longer exists.
+                raise Retry(f"{key[0]}/{key[1]} changed identity during the pass", delay=0.2)
             applied = await self._write_child(desired, actual, why)
             failpoints.reach(f"after-apply:{kind}")
             self.cache.remember(store, applied)
