@@ -76,6 +76,7 @@ class Cache:
         namespaces: tuple[str, ...],
         enqueue: Callable[[Key], None],
         forget: Callable[[Key], None],
+        ingresses: bool = False,
     ) -> None:
         self.client = client
         self.namespaces = namespaces
@@ -83,6 +84,8 @@ class Cache:
         self.connectors = Store()
         self.deployments = Store()
         self.services = Store()
+        self.ingresses = Store()  # watched only when the profile makes Ingresses
+        self._watch_ingresses = ingresses
         self.secrets = Store()  # the operator's own Secrets, data included
         self.secret_versions = Store(transform=_version_only)  # every Secret in scope
         self.replicasets = Store()
@@ -109,6 +112,9 @@ class Cache:
              {**labelled, "metadata_only": True}),
             (core, "pods", self.pods, self._on_labelled, labelled),
         ]  # fmt: skip
+        if self._watch_ingresses:
+            networking = "/apis/networking.k8s.io/v1"
+            kinds.append((networking, "ingresses", self.ingresses, self._on_child, labelled))
         return [
             Informer(
                 self.client,
@@ -185,11 +191,14 @@ class Cache:
             self._enqueue(connector)
 
     # -- lookups for the reconcile path ---------------------------------------------------------
-    def child(self, store: Store, connector: Mapping[str, Any]) -> Object | None:
-        """The Connector's child in `store`: the object of the child name whose controller is
-        this Connector (an object of that name owned by another is not a child)."""
+    def child(
+        self, store: Store, connector: Mapping[str, Any], name: str | None = None
+    ) -> Object | None:
+        """The Connector's child in `store`: the object of the child name (`name`, else the
+        generic profile's) whose controller is this Connector (an object of that name owned by
+        another is not a child)."""
         meta = connector["metadata"]
-        found = store.get((meta["namespace"], resources.child_name(meta["name"])))
+        found = store.get((meta["namespace"], name or resources.child_name(meta["name"])))
         if found is None or controller_uid(found) != meta.get("uid"):
             return None
         return found
@@ -205,6 +214,25 @@ class Cache:
             for pod in self.pods.owned_by(str(replicaset["metadata"].get("uid")))
             if pod["status"].get("phase") not in TERMINAL_POD_PHASES
         )
+
+    def store_for(self, kind: str) -> Store:
+        """The store of a child kind the operator writes."""
+        return {
+            "Secret": self.secrets,
+            "Service": self.services,
+            "Deployment": self.deployments,
+            "Ingress": self.ingresses,
+        }[kind]
+
+    def same_name_elsewhere(self, connector: Mapping[str, Any]) -> list[Object]:
+        """Connectors of this one's name in other namespaces (in scope)."""
+        meta = connector["metadata"]
+        return [
+            c
+            for c in self.connectors.values()
+            if c["metadata"]["name"] == meta["name"]
+            and c["metadata"]["namespace"] != meta["namespace"]
+        ]
 
     def remember(self, store: Store, written: Object) -> None:
         """Keeps what the operator just wrote, so that the next pass reads its own write

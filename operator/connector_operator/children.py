@@ -10,8 +10,7 @@ from typing import Any
 
 from connector_operator import drift, failpoints, resources
 from connector_operator.cache import Cache
-from connector_operator.config import OperatorConfig
-from connector_operator.informer import Key, Store, controller_uid
+from connector_operator.informer import Key, controller_uid
 from connector_operator.kube import ApiError, Kube, path_of
 from connector_operator.models import Connector
 from connector_operator.workqueue import Retry
@@ -24,47 +23,53 @@ class ChildConflictError(Exception):
 
 
 class Children:
-    """Writes a Connector's Secret, Service and Deployment when they differ from the cache."""
+    """Writes a Connector's children when they differ from the cache."""
 
-    def __init__(self, kube: Kube, cache: Cache, operator: OperatorConfig, hash_key: bytes) -> None:
-        self.kube, self.cache, self.operator, self.hash_key = kube, cache, operator, hash_key
+    def __init__(self, kube: Kube, cache: Cache) -> None:
+        self.kube, self.cache = kube, cache
         # Paths the API server rewrites in what the operator applies, per child and stamp.
-        self._tolerated: dict[tuple[str, Key], tuple[str | None, frozenset[str]]] = {}
+        self._tolerated: dict[Key, dict[tuple[str, str], tuple[str | None, frozenset[str]]]] = {}
 
     def forget(self, key: Key) -> None:
-        for kind in ("Secret", "Service", "Deployment"):
-            self._tolerated.pop((kind, key), None)
+        self._tolerated.pop(key, None)
+
+    async def held(
+        self, body: Mapping[str, Any], kind: str, api_version: str, name: str
+    ) -> dict[str, Any] | None:
+        """The Connector's child of this kind and name: from the cache or, when the cache has
+        none (a child made a moment ago, a cold cache), from the API server."""
+        found = self.cache.child(self.cache.store_for(kind), body, name)
+        if found is not None:
+            return found
+        meta = {"name": name, "namespace": body["metadata"]["namespace"]}
+        return await self._unlisted(
+            {"apiVersion": api_version, "kind": kind, "metadata": meta}, body
+        )
 
     async def converge(
         self,
         key: Key,
         body: Mapping[str, Any],
         connector: Connector,
-        desired_hash: str,
-        replicas: int,
+        wanted: list[dict[str, Any]],
+        late: frozenset[str] = frozenset(),
     ) -> list[tuple[str, str]]:
         """Writes only what differs from the server: a converged Connector costs no write.
-        Returns (kind, message) for each child restored after a change made by someone else."""
+        Returns (kind, message) for each child restored after a change made by someone else.
+        `late` names children made after the others (a gated plane): their absence means
+        "not made yet" unless this process wrote them before."""
         built = connector.status.config_hash is not None  # the children were made before
-        children: list[tuple[Store, dict[str, Any] | None]] = [
-            (self.cache.secrets, resources.secret(connector, self.hash_key)),
-            (self.cache.services, resources.service(connector, self.operator)),
-            (
-                self.cache.deployments,
-                resources.deployment(connector, self.operator, desired_hash, replicas),
-            ),
-        ]
+        tolerated = self._tolerated.setdefault(key, {})
         repairs: list[tuple[str, str]] = []
-        for store, desired in children:
-            if desired is None:
-                continue
+        for desired in wanted:
             kind, name = desired["kind"], desired["metadata"]["name"]
-            actual = self.cache.child(store, body)
+            store = self.cache.store_for(kind)
+            actual = self.cache.child(store, body, name)
             if actual is None:
                 actual = await self._unlisted(desired, body)
             stamp = resources.stamp_of(desired)
-            tolerated = self._tolerated.get((kind, key))
-            allowed = tolerated[1] if tolerated and tolerated[0] == stamp else frozenset()
+            held = tolerated.get((kind, name))
+            allowed = held[1] if held and held[0] == stamp else frozenset()
             why, drifted = drift.judge(desired, actual, allowed)
             if why is None:
                 continue
@@ -76,13 +81,13 @@ class Children:
             applied = await self._write_child(desired, actual, why)
             failpoints.reach(f"after-apply:{kind}")
             self.cache.remember(store, applied)
-            self._tolerated[(kind, key)] = (stamp, frozenset(drift.differences(desired, applied)))
+            tolerated[(kind, name)] = (stamp, frozenset(drift.differences(desired, applied)))
             if why is drift.Why.REPAIR:
                 fields = ", ".join(drifted[:5]) + (" ..." if len(drifted) > 5 else "")
                 repairs.append(
                     (kind, f"Restored {kind} {name}: {fields} changed outside the operator.")
                 )
-            elif why is drift.Why.CREATE and built:
+            elif why is drift.Why.CREATE and built and (name not in late or held is not None):
                 repairs.append((kind, f"Recreated {kind} {name}, deleted outside the operator."))
         return repairs
 

@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from connector_operator.edc import settings as edc_settings
+from connector_operator.edc.settings import EdcSettings, EdcSettingsError
+
 DEFAULT_IMAGE = "ghcr.io/dataspace-dev/connector:0.1.0"
 PREFIX = "CONNECTOR_OPERATOR_"
 PORT_NAME = r"[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?"  # an IANA service name, as Kubernetes wants
@@ -35,8 +38,13 @@ class Probe:
     period_seconds: int = 10
 
 
+PROFILES = ("edc", "generic")
+
+
 @dataclass(frozen=True)
 class OperatorConfig:
+    profile: str = "generic"
+    edc: EdcSettings | None = None  # set exactly when profile is "edc"
     image: str = DEFAULT_IMAGE
     image_pull_policy: str = "IfNotPresent"
     ports: tuple[Port, ...] = ()
@@ -198,6 +206,13 @@ def _resources(raw: str | None) -> Mapping[str, Any] | None:
 def from_env(env: Mapping[str, str]) -> OperatorConfig:
     """Reads every `CONNECTOR_OPERATOR_*` variable; unset ones keep their defaults."""
     defaults = OperatorConfig()
+    profile = (env.get(PREFIX + "PROFILE") or "edc").strip().lower()
+    if profile not in PROFILES:
+        raise ConfigError(f"{PREFIX}PROFILE={profile!r} must be one of {', '.join(PROFILES)}")
+    try:
+        edc = edc_settings.from_env(env) if profile == "edc" else None
+    except EdcSettingsError as error:
+        raise ConfigError(str(error)) from None
     ports = _ports(env.get(PREFIX + "PORTS", ""))
     log_format = (env.get(PREFIX + "LOG_FORMAT") or defaults.log_format).lower()
     if log_format not in ("json", "text"):
@@ -214,6 +229,8 @@ def from_env(env: Mapping[str, str]) -> OperatorConfig:
         raise ConfigError(f"{PREFIX}METRICS_PORT and {PREFIX}HEALTH_PORT must differ")
     lease = _lease_timing(env, defaults)
     return OperatorConfig(
+        profile=profile,
+        edc=edc,
         image=env.get(PREFIX + "IMAGE") or defaults.image,
         image_pull_policy=env.get(PREFIX + "IMAGE_PULL_POLICY") or defaults.image_pull_policy,
         ports=ports,

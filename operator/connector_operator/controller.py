@@ -13,7 +13,9 @@ from connector_operator.cache import Cache
 from connector_operator.config import OperatorConfig
 from connector_operator.informer import Key
 from connector_operator.kube import Kube
+from connector_operator.profiles import Profile
 from connector_operator.reconcile import Reconciler
+from connector_operator.vault import Folders, VaultError
 from connector_operator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -24,12 +26,20 @@ PRIME_TIMEOUT = 120.0
 
 class Controller:
     def __init__(
-        self, kube: Kube, cfg: OperatorConfig, hash_key: bytes, rng: random.Random
+        self,
+        kube: Kube,
+        cfg: OperatorConfig,
+        profile: Profile,
+        folders: Folders | None,
+        rng: random.Random,
     ) -> None:
-        self.kube, self.cfg, self.rng = kube, cfg, rng
+        self.kube, self.cfg, self.rng, self.folders = kube, cfg, rng, folders
         self.queue: WorkQueue[Key] = WorkQueue(self._reconcile, workers=cfg.workers)
-        self.cache = Cache(kube, cfg.namespaces, enqueue=self.queue.add, forget=self._forget)
-        self.reconciler = Reconciler(kube, self.cache, cfg, hash_key)
+        ingresses = cfg.edc is not None and cfg.edc.ingress_class is not None
+        self.cache = Cache(
+            kube, cfg.namespaces, enqueue=self.queue.add, forget=self._forget, ingresses=ingresses
+        )
+        self.reconciler = Reconciler(kube, self.cache, profile, folders)
         self.running = False
         self._resync: asyncio.Task[None] | None = None
         metrics.count_phases_with(self.cache.phases)
@@ -40,6 +50,8 @@ class Controller:
     def _forget(self, key: Key) -> None:
         self.queue.forget(key)
         self.reconciler.forget(key)
+        if self.folders is not None:
+            self.queue.add(key)  # a pass without the Connector empties its vault folder
 
     async def start(self) -> None:
         """Primes the cache (every informer listed), then reconciles: a restart therefore
@@ -54,6 +66,8 @@ class Controller:
             ) from None
         self.queue.start()
         self._resync = asyncio.create_task(self._resync_forever(), name="resync")
+        if self.folders is not None:
+            await self._sweep_vault(self.folders)
         self.running = True
         log.info("reconciling %d Connectors", len(self.cache.connectors))
 
@@ -65,6 +79,17 @@ class Controller:
                 await self._resync
         await self.queue.stop()
         await self.cache.stop()
+
+    async def _sweep_vault(self, folders: Folders) -> None:
+        """Folders of Connectors deleted while no leader ran are emptied by a pass each."""
+        try:
+            present = await folders.present(self.cfg.namespaces)
+        except VaultError as error:
+            log.warning("listing the vault folders: %s; they are swept at the next start", error)
+            return
+        for key in present:
+            if self.cache.connectors.get(key) is None:
+                self.queue.add(key)
 
     async def _resync_forever(self) -> None:
         """Every resync period (jittered by up to a tenth either way, so replicas and restarts

@@ -20,6 +20,7 @@ from connector_operator import metrics
 from connector_operator.config import OperatorConfig
 from connector_operator.controller import Controller
 from connector_operator.hashkey import ensure_hash_key
+from connector_operator.installation import profile_of
 from connector_operator.kube import Kube, TransientError
 from connector_operator.leader import LeaderElector
 
@@ -43,7 +44,8 @@ def register(
             tasks.append(asyncio.create_task(elector.hold(stop), name="lease"))
         # Only the leader writes, the hash key's Secret included (made on the first start).
         hash_key = await _hash_key(kube, cfg)
-        controller = Controller(kube, cfg, hash_key, random.Random())  # noqa: S311 -- jitter
+        profile, folders = await profile_of(kube, cfg, hash_key)
+        controller = Controller(kube, cfg, profile, folders, random.Random())  # noqa: S311
         leading.append(controller)
         metrics.LEADER.set(1)
         await controller.start()

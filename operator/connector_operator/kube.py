@@ -58,7 +58,12 @@ def path_of(manifest: Mapping[str, Any]) -> str:
     api_version, kind = manifest["apiVersion"], manifest["kind"]
     meta = manifest["metadata"]
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-    plural = {"Secret": "secrets", "Service": "services", "Deployment": "deployments"}[kind]
+    plural = {
+        "Secret": "secrets",
+        "Service": "services",
+        "Deployment": "deployments",
+        "Ingress": "ingresses",
+    }[kind]
     return f"{base}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
 
 

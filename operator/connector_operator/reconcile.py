@@ -4,9 +4,10 @@ it holds no watch."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,6 @@ from connector_operator import failpoints, metrics, resources, states
 from connector_operator.cache import Cache
 from connector_operator.children import ChildConflictError, Children
 from connector_operator.conditions import READY, STALLED, Wanted, merge
-from connector_operator.config import OperatorConfig
 from connector_operator.informer import Key, resource_version
 from connector_operator.kube import ApiError, ConflictError, Kube, NotFoundError, TransientError
 from connector_operator.models import (
@@ -25,6 +25,8 @@ from connector_operator.models import (
     Connector,
     ConnectorStatus,
 )
+from connector_operator.profiles import Inputs, Profile
+from connector_operator.vault import Folders, VaultError
 from connector_operator.workqueue import Retry
 
 log = logging.getLogger(__name__)
@@ -32,12 +34,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SecretInfo:
-    """What the operator keeps of a referenced Secret: a digest and the key names, never the
-    values."""
+    """What the operator keeps of a referenced Secret: its version, a digest and the values
+    (held in memory for the vault, never written anywhere but there)."""
 
     version: int | None
     digest: str
-    keys: frozenset[str]
+    values: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    problem: tuple[str, str] | None  # why the credentials cannot be resolved, or None
+    values: Mapping[str, str]
+    digest: str
 
 
 def utcnow() -> datetime.datetime:
@@ -49,24 +58,27 @@ class Reconciler:
         self,
         kube: Kube,
         cache: Cache,
-        operator: OperatorConfig,
-        hash_key: bytes,
+        profile: Profile,
+        folders: Folders | None = None,
         clock: Callable[[], datetime.datetime] = utcnow,
     ) -> None:
         self.kube = kube
         self.cache = cache
-        self.operator = operator
-        self.hash_key = hash_key
+        self.profile = profile
+        self.folders = folders
         self.clock = clock
         self._referenced: dict[Key, SecretInfo] = {}
-        self.children = Children(kube, cache, operator, hash_key)
+        self.children = Children(kube, cache)
 
     def forget(self, key: Key) -> None:
         self.children.forget(key)
 
     async def reconcile(self, key: Key) -> None:
         body = self.cache.connectors.get(key)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        if body is None:
+            await self._gone(key)
+            return
+        if body["metadata"].get("deletionTimestamp"):
             return
         try:
             connector = Connector.model_validate(body)
@@ -82,6 +94,11 @@ class Reconciler:
         except ChildConflictError as error:
             await self._report_blocked(body, "NameTaken", str(error))
             raise Retry(str(error)) from None
+        except VaultError as error:
+            await self._report_blocked(
+                body, "VaultUnavailable", f"The vault refused or did not answer: {error}."
+            )
+            raise Retry(str(error)) from None
         except ApiError as error:
             # Refused for a reason that waiting alone may not fix (admission policy, quota):
             # the user sees it in status and events; the queue retries with backoff.
@@ -90,21 +107,59 @@ class Reconciler:
             )
             raise Retry(str(error)) from None
 
-    async def _converge(self, key: Key, body: Mapping[str, Any], connector: Connector) -> None:
-        problem, digest = await self._credentials(connector)
-        desired_hash = resources.config_hash(connector, digest, self.operator, self.hash_key)
-        deployment = self.cache.child(self.cache.deployments, body)
-        observed = states.Observed(
-            deployment=states.summarize_deployment(deployment),
-            pods=self.cache.live_pods(deployment),
+    async def _gone(self, key: Key) -> None:
+        """A deleted Connector: the garbage collector removes its children; its vault folder
+        is the operator's to empty."""
+        if self.folders is None:
+            return
+        try:
+            await self.folders.remove(key)
+        except VaultError as error:
+            raise Retry(f"emptying the vault folder of {key[0]}/{key[1]}: {error}") from None
+
+    async def _inputs(
+        self, body: Mapping[str, Any], connector: Connector
+    ) -> tuple[Inputs, Credentials]:
+        credentials = await self._credentials(connector)
+        keys: dict[str, str] = {}
+        if (name := self.profile.keys_secret_name(connector.metadata.name)) is not None:
+            held = await self.children.held(body, "Secret", "v1", name)
+            keys = self.profile.keys(_decoded((held or {}).get("data") or {}))
+        inputs = Inputs(connector, credentials.values, credentials.digest, keys)
+        return inputs, credentials
+
+    def _observe(self, body: Mapping[str, Any], problem: tuple[str, str] | None) -> states.Observed:
+        name = body["metadata"]["name"]
+        deployments = {
+            plane: self.cache.child(
+                self.cache.deployments, body, self.profile.deployment_name(name, plane)
+            )
+            for plane in self.profile.planes
+        }
+        if problem is None and self.profile.unique_names:
+            problem = _name_taken(body, self.cache.same_name_elsewhere(body))
+        return states.Observed(
+            deployments={p: states.summarize_deployment(d) for p, d in deployments.items()},
+            pods=sum(self.cache.live_pods(d) for d in deployments.values()),
             config_problem=problem,
         )
+
+    async def _converge(self, key: Key, body: Mapping[str, Any], connector: Connector) -> None:
+        inputs, credentials = await self._inputs(body, connector)
+        hashes = self.profile.hashes(inputs)
+        observed = self._observe(body, credentials.problem)
         requested = connector.metadata.annotations.get(ACTION_ANNOTATION)
-        plan = states.decide(connector.status, requested, desired_hash, observed)
+        plan = states.decide(connector.status, requested, hashes, observed)
         repairs: list[tuple[str, str]] = []
         if plan.intent is not states.Intent.LEAVE:
-            replicas = 1 if plan.intent is states.Intent.RUN else 0
-            repairs = await self.children.converge(key, body, connector, desired_hash, replicas)
+            entries = self.profile.vault_entries(inputs)
+            if entries is not None and self.folders is not None and credentials.problem is None:
+                await self.folders.converge(key, entries)  # before the pods that read it
+            profile = self.profile
+            replicas = states.replicas(plan.intent, profile.planes, profile.gates, observed)
+            late = frozenset(profile.deployment_name(key[1], p) for p in profile.gates)
+            wanted = profile.children(inputs, hashes, replicas)
+            repairs = await self.children.converge(key, body, connector, wanted, late)
         failpoints.reach(f"before-status:{plan.intent.value}")
         now = self.clock()
         status = states.next_status(
@@ -119,32 +174,40 @@ class Reconciler:
         if plan.phase is not None:
             log.debug("reconciled %s/%s: %s", key[0], key[1], plan.phase.value)
 
-    async def _credentials(self, connector: Connector) -> tuple[tuple[str, str] | None, str]:
-        """(a problem that blocks the start, a digest of the credential values)."""
+    async def _credentials(self, connector: Connector) -> Credentials:
         spec = connector.spec
         secret_name = spec.credentials_secret_name()
         if secret_name is None:
-            return None, resources.credentials_digest(spec.inline_credentials())
+            values = spec.inline_credentials()
+            return Credentials(None, values, resources.credentials_digest(values))
         info = await self._referenced_secret((connector.metadata.namespace, secret_name))
         if info is None:
-            return (
-                "SecretNotFound",
-                f"Secret {secret_name!r} named by storage_config.credentials_secret_ref does not "
-                f"exist in namespace {connector.metadata.namespace!r}; the Connector proceeds "
-                "once it does.",
-            ), ""
-        missing = [k for k in CREDENTIAL_FIELDS[spec.storage_type] if k not in info.keys]
+            return Credentials(
+                (
+                    "SecretNotFound",
+                    f"Secret {secret_name!r} named by storage_config.credentials_secret_ref "
+                    f"does not exist in namespace {connector.metadata.namespace!r}; the "
+                    "Connector proceeds once it does.",
+                ),
+                {},
+                "",
+            )
+        missing = [k for k in CREDENTIAL_FIELDS[spec.storage_type] if k not in info.values]
         if missing:
-            return (
-                "SecretIncomplete",
-                f"Secret {secret_name!r} lacks the keys {', '.join(missing)}; the Connector "
-                "proceeds once it has them.",
-            ), ""
-        return None, info.digest
+            return Credentials(
+                (
+                    "SecretIncomplete",
+                    f"Secret {secret_name!r} lacks the keys {', '.join(missing)}; the "
+                    "Connector proceeds once it has them.",
+                ),
+                {},
+                "",
+            )
+        return Credentials(None, info.values, info.digest)
 
     async def _referenced_secret(self, key: Key) -> SecretInfo | None:
-        """The referenced Secret's digest, read (GET) only when the metadata watch shows a
-        version newer than the one read last: the cache holds no Secret data of users."""
+        """The referenced Secret, read (GET) only when the metadata watch shows a version
+        newer than the one read last: the cache holds no Secret data of users."""
         listed = self.cache.secret_versions.get(key)
         if listed is None:
             self._referenced.pop(key, None)
@@ -158,7 +221,7 @@ class Reconciler:
             return None
         data = body.get("data") or {}
         info = SecretInfo(
-            resource_version(body), resources.credentials_digest(data), frozenset(data)
+            resource_version(body), resources.credentials_digest(data), _decoded(data)
         )
         self._referenced[key] = info
         return info
@@ -209,3 +272,36 @@ class Reconciler:
 
 def _rfc3339(moment: datetime.datetime) -> str:
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _decoded(data: Mapping[str, str]) -> dict[str, str]:
+    """A Secret's data as text (what is not UTF-8 is kept as its base64 form)."""
+    decoded = {}
+    for k, v in data.items():
+        try:
+            decoded[k] = base64.b64decode(v).decode()
+        except (ValueError, UnicodeDecodeError):
+            decoded[k] = v
+    return decoded
+
+
+def _name_taken(
+    body: Mapping[str, Any], others: Sequence[Mapping[str, Any]]
+) -> tuple[str, str] | None:
+    """A Connector's public name (its DID, its routes) is installation-wide: the oldest of a
+    name keeps it, the others wait."""
+    meta = body["metadata"]
+
+    def age(obj: Mapping[str, Any]) -> tuple[str, str]:
+        return (str(obj["metadata"].get("creationTimestamp", "")), str(obj["metadata"].get("uid")))
+
+    older = sorted((o for o in others if age(o) < age(body)), key=age)
+    if not older:
+        return None
+    holder = older[0]["metadata"]["namespace"]
+    return (
+        "NameTaken",
+        f"A Connector named {meta['name']!r} already exists in namespace {holder!r}; a "
+        "Connector's name is its public identity (its DID and routes) across the installation, "
+        "so this one waits until that one is deleted.",
+    )

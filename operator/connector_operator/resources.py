@@ -26,6 +26,7 @@ CONTAINER = "connector"
 NAME_LABEL = "app.kubernetes.io/name"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+COMPONENT_LABEL = "app.kubernetes.io/component"
 RUN_AS = 65532  # the conventional "nonroot" user of distroless images
 
 
@@ -61,12 +62,12 @@ def env_name(field: str) -> str:
     return f"CONNECTOR_STORAGE_{field.upper()}"
 
 
-def _canonical(value: object) -> bytes:
+def canonical(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _digest(value: object) -> str:
-    return hashlib.sha256(_canonical(value)).hexdigest()[:32]
+def digest(value: object) -> str:
+    return hashlib.sha256(canonical(value)).hexdigest()[:32]
 
 
 def config_hash(
@@ -89,15 +90,13 @@ def config_hash(
         "credentials": credentials_digest,
         "operator": operator.fingerprint(),
     }
-    return hmac.new(key, _canonical(payload), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(key, canonical(payload), hashlib.sha256).hexdigest()[:32]
 
 
 def credentials_digest(values: Mapping[str, str | bytes]) -> str:
     """A digest of credential values, mixed with their keys, for change detection. Unkeyed, so
     it is held in memory only: what leaves the operator is `config_hash`, keyed."""
-    return _digest(
-        {k: v.decode() if isinstance(v, bytes) else v for k, v in sorted(values.items())}
-    )
+    return digest({k: v.decode() if isinstance(v, bytes) else v for k, v in sorted(values.items())})
 
 
 def credentials_secret_name(connector: Connector) -> str | None:
@@ -107,23 +106,30 @@ def credentials_secret_name(connector: Connector) -> str | None:
     return connector.spec.credentials_secret_name() or child_name(connector.metadata.name)
 
 
-def _metadata(connector: Connector) -> dict[str, Any]:
+def child_metadata(
+    connector: Connector, name: str | None = None, component: str | None = None
+) -> dict[str, Any]:
+    """Metadata of a child: its name (the generic profile's one name by default), the
+    Connector's labels (and `component`'s) and the controller ownerReference."""
+    child_labels = labels(connector.metadata.name)
+    if component is not None:
+        child_labels[COMPONENT_LABEL] = component
     return {
-        "name": child_name(connector.metadata.name),
+        "name": name or child_name(connector.metadata.name),
         "namespace": connector.metadata.namespace,
-        "labels": labels(connector.metadata.name),
+        "labels": child_labels,
         "ownerReferences": [owner_reference(connector)],
     }
 
 
-def _stamped(manifest: dict[str, Any], key: bytes | None = None) -> dict[str, Any]:
+def stamped(manifest: dict[str, Any], key: bytes | None = None) -> dict[str, Any]:
     """Marks a manifest with a digest of itself, so that a converged object is recognised
     from its annotation and not written again. A manifest holding credentials is stamped with
     an HMAC under `key`: an annotation is read by more people than the data it sits beside."""
     stamp = (
-        _digest(manifest)
+        digest(manifest)
         if key is None
-        else hmac.new(key, _canonical(manifest), hashlib.sha256).hexdigest()[:32]
+        else hmac.new(key, canonical(manifest), hashlib.sha256).hexdigest()[:32]
     )
     manifest["metadata"].setdefault("annotations", {})[APPLIED_ANNOTATION] = stamp
     return manifest
@@ -136,11 +142,11 @@ def secret(connector: Connector, key: bytes) -> dict[str, Any] | None:
     if not values:
         return None
     data = {k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())}
-    return _stamped(
+    return stamped(
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": _metadata(connector),
+            "metadata": child_metadata(connector),
             "type": "Opaque",
             "data": data,
         },
@@ -205,11 +211,11 @@ def deployment(
     ):
         if (built := _probe(probe)) is not None:
             container[key] = built
-    return _stamped(
+    return stamped(
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": _metadata(connector),
+            "metadata": child_metadata(connector),
             "spec": {
                 "replicas": replicas,
                 "selector": {"matchLabels": selector(name)},
@@ -244,11 +250,11 @@ def service(connector: Connector, operator: OperatorConfig) -> dict[str, Any] | 
     """A ClusterIP Service over the configured ports; None when no port is configured."""
     if not operator.ports:
         return None
-    return _stamped(
+    return stamped(
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": _metadata(connector),
+            "metadata": child_metadata(connector),
             "spec": {
                 "type": "ClusterIP",
                 "selector": selector(connector.metadata.name),

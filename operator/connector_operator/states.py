@@ -3,6 +3,8 @@ conditions, resources)."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -45,8 +47,9 @@ class DeploymentState:
 
 @dataclass(frozen=True)
 class Observed:
-    deployment: DeploymentState | None
-    pods: int
+    # Each plane's Deployment (None: not made yet), by plane name.
+    deployments: Mapping[str, DeploymentState | None]
+    pods: int  # the pods of all planes that have not ended
     # Why the configuration cannot be resolved (a missing Secret or keys), or None.
     config_problem: tuple[str, str] | None = None
 
@@ -78,13 +81,27 @@ PHASE_MESSAGES = {
 }
 
 
+PLANE_NAMES = {"controlplane": "control plane", "dataplane": "data plane"}
+
+
+def combined_hash(desired: Mapping[str, str]) -> str:
+    """One fingerprint of every plane's configuration (the only plane's hash when alone)."""
+    if len(desired) == 1:
+        return next(iter(desired.values()))
+    joined = ";".join(f"{plane}={h}" for plane, h in sorted(desired.items()))
+    return hashlib.sha256(joined.encode()).hexdigest()[:32]
+
+
 def decide(
-    previous: ConnectorStatus, requested: str | None, desired_hash: str, observed: Observed
+    previous: ConnectorStatus,
+    requested: str | None,
+    desired: Mapping[str, str],
+    observed: Observed,
 ) -> Plan:
     """The whole transition table of the README (Start, stop, fail), as one pure function.
 
     `requested` is the action annotation's value (None when absent, which means start).
-    `desired_hash` fingerprints the configuration the spec asks for now.
+    `desired` fingerprints, per plane, the configuration the spec asks for now.
     """
     value = "start" if requested is None else requested
     if value not in {a.value for a in Action}:
@@ -95,8 +112,8 @@ def decide(
     if action is Action.START and previous.phase is Phase.FAILED:
         return _start_while_failed(previous)
     if action is Action.STOP:
-        return _stop(previous, desired_hash, observed)
-    return _start(previous, desired_hash, observed)
+        return _stop(previous, combined_hash(desired), observed)
+    return _start(previous, desired, observed)
 
 
 def _accepted(action: Action, message: str) -> ActionStatus:
@@ -214,8 +231,9 @@ def _start_while_failed(previous: ConnectorStatus) -> Plan:
 
 
 def _stop(previous: ConnectorStatus, desired_hash: str, observed: Observed) -> Plan:
-    deployment = observed.deployment
-    gone = observed.pods == 0 and (deployment is None or deployment.replicas == 0)
+    gone = observed.pods == 0 and all(
+        d is None or d.replicas == 0 for d in observed.deployments.values()
+    )
     phase = Phase.STOPPED if gone else Phase.STOPPING
     message = PHASE_MESSAGES[phase]
     conditions = (
@@ -239,8 +257,9 @@ def _stop(previous: ConnectorStatus, desired_hash: str, observed: Observed) -> P
     )
 
 
-def _start(previous: ConnectorStatus, desired_hash: str, observed: Observed) -> Plan:
+def _start(previous: ConnectorStatus, desired: Mapping[str, str], observed: Observed) -> Plan:
     record = _accepted(Action.START, "start: the Connector runs.")
+    desired_hash = combined_hash(desired)
     if observed.config_problem is not None:
         reason, message = observed.config_problem
         announced = previous.message == message
@@ -252,10 +271,18 @@ def _start(previous: ConnectorStatus, desired_hash: str, observed: Observed) -> 
             applied_hash=previous.config_hash,
             events=() if announced else (Event("Warning", reason, message),),
         )
-    deployment = observed.deployment
-    if deployment is not None and deployment.failure and deployment.config_hash == desired_hash:
-        reason, detail = deployment.failure
-        message = f"The Connector's Deployment failed: {detail} ({RECOVER_HINT})."
+    failed = next(
+        (
+            (plane, d.failure)
+            for plane, d in observed.deployments.items()
+            if d is not None and d.failure and d.config_hash == desired.get(plane)
+        ),
+        None,
+    )
+    if failed is not None:
+        plane, (reason, detail) = failed
+        which = f"{PLANE_NAMES[plane]} " if plane in PLANE_NAMES else ""
+        message = f"The Connector's {which}Deployment failed: {detail} ({RECOVER_HINT})."
         events = _transition_events(previous, Phase.FAILED, message)
         return _held(
             Phase.FAILED,
@@ -265,7 +292,10 @@ def _start(previous: ConnectorStatus, desired_hash: str, observed: Observed) -> 
             applied_hash=desired_hash,
             events=events,
         )
-    if deployment is not None and _running(deployment, desired_hash):
+    if all(
+        (d := observed.deployments.get(plane)) is not None and _running(d, h)
+        for plane, h in desired.items()
+    ):
         message = PHASE_MESSAGES[Phase.RUNNING]
         return Plan(
             intent=Intent.RUN,
@@ -307,7 +337,35 @@ def _running(deployment: DeploymentState, desired_hash: str) -> bool:
     )
 
 
-def summarize_deployment(body: dict[str, Any] | None) -> DeploymentState | None:
+def replicas(
+    intent: Intent,
+    planes: tuple[str, ...],
+    gates: Mapping[str, str],
+    observed: Observed,
+) -> dict[str, int | None]:
+    """How many replicas each plane's Deployment gets (None: do not make it yet).
+
+    A gated plane (the data plane, which cannot boot before the control plane's control API
+    answers) is started only once its gate is Available, and is not made before; once it runs
+    it keeps running while its gate restarts.
+    """
+    result: dict[str, int | None] = {}
+    for plane in planes:
+        current = observed.deployments.get(plane)
+        gate = gates.get(plane)
+        if gate is None:
+            result[plane] = 1 if intent is Intent.RUN else 0
+            continue
+        gate_state = observed.deployments.get(gate)
+        open_ = gate_state is not None and gate_state.available_replicas >= 1
+        if intent is Intent.RUN and (open_ or (current is not None and current.spec_replicas)):
+            result[plane] = 1
+        else:
+            result[plane] = None if current is None else 0
+    return result
+
+
+def summarize_deployment(body: Mapping[str, Any] | None) -> DeploymentState | None:
     """The facts `decide` needs from a Deployment object as the API server returns it."""
     if body is None:
         return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -23,6 +24,8 @@ import yaml
 from kubernetes import client
 
 from tests.conftest import ROOT, Cluster, controlplane
+from tests.edc.installation import DB_PASSWORD, DB_USER, EdcInstallation, edc_env
+from tests.edc.vault import Vault
 from tests.support import eventually
 
 OPERATOR_NAMESPACE = "connector-operator-system"
@@ -103,6 +106,7 @@ class Operator:
             "CONNECTOR_OPERATOR_METRICS_PORT": str(self.metrics_port),
             "CONNECTOR_OPERATOR_HEALTH_PORT": str(self.health_port),
             "CONNECTOR_OPERATOR_LOG_LEVEL": "DEBUG",
+            "CONNECTOR_OPERATOR_PROFILE": "generic",
             "CONNECTOR_OPERATOR_PORTS": "http=8080",
             **self.env,
         }
@@ -312,3 +316,39 @@ def secret_manifest(name: str, data: dict[str, str]) -> dict[str, Any]:
 def settle(seconds: float = 2.0) -> None:
     """Gives the operator time to do anything it would wrongly do (for negative checks)."""
     time.sleep(seconds)
+
+
+@pytest.fixture
+def edc(cluster: Cluster, namespace: str, operator_kubeconfig: Path) -> Iterator[EdcInstallation]:
+    """An `edc` installation: a vault stand-in and, in the operator's namespace (made by
+    `operator_kubeconfig`), the Secrets of its token and of the database credentials."""
+    token = secrets.token_hex(16)
+    vault = Vault(token)
+    url = vault.start()
+    manifests = [
+        secret_manifest(f"vault-{namespace}", {"token": token}),
+        secret_manifest(f"db-{namespace}", {"user": DB_USER, "password": DB_PASSWORD}),
+    ]
+    for manifest in manifests:
+        cluster.kubectl(
+            "apply", "-n", OPERATOR_NAMESPACE, "-f", "-", stdin=yaml.safe_dump(manifest)
+        )
+    try:
+        yield EdcInstallation(vault, namespace, edc_env(url, namespace))
+    finally:
+        vault.stop()
+        for manifest in manifests:
+            name = manifest["metadata"]["name"]
+            cluster.kubectl("delete", "-n", OPERATOR_NAMESPACE, "secret", name, check=False)
+
+
+@pytest.fixture
+def edc_operator(
+    edc: EdcInstallation, start_operator: Callable[..., Operator]
+) -> Callable[..., Operator]:
+    """Starts operators of the `edc` profile (extra settings as keyword arguments)."""
+
+    def start(**env: str) -> Operator:
+        return start_operator(**{**edc.env, **env})
+
+    return start

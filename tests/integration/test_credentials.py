@@ -200,7 +200,9 @@ def test_the_config_hash_cannot_be_recomputed_without_the_installations_key(
     key = base64.b64decode(secret.data["key"])
     model = Connector.model_validate(connectors.get("keyed"))
     digest = resources.credentials_digest(model.spec.inline_credentials())
-    settings = from_env({"CONNECTOR_OPERATOR_PORTS": "http=8080"})  # as the fixture runs it
+    settings = from_env(
+        {"CONNECTOR_OPERATOR_PORTS": "http=8080", "CONNECTOR_OPERATOR_PROFILE": "generic"}
+    )  # as the fixture runs it
     assert resources.config_hash(model, digest, settings, key) == seen
     assert resources.config_hash(model, digest, settings, bytes(len(key))) != seen
     unkeyed = hashlib.sha256(

@@ -21,6 +21,7 @@ import yaml
 from kubernetes import client, config
 
 from tests.conftest import BACKEND, ROOT, Cluster, controlplane
+from tests.edc.installation import EdcInstallation
 from tests.integration.conftest import (
     OPERATOR_NAMESPACE,
     OPERATOR_SA,
@@ -283,9 +284,15 @@ def _allowed(
 
 
 def _config_hash(connectors: Connectors, name: str) -> str:
-    deployment = connectors.deployment(name)
+    """The config hash of the Connector's Deployment (the data plane's, under edc)."""
+    deployment = connectors.deployment(name) or _data_plane(connectors, name)
     assert deployment is not None
     return str(deployment.spec.template.metadata.annotations["dataspace.dev/config-hash"])
+
+
+def _data_plane(connectors: Connectors, name: str) -> Any:
+    apps = connectors.apps
+    return apps.read_namespaced_deployment(f"edc-{name}-dp", connectors.namespace)
 
 
 def _s3_ref(name: str, secret: str) -> dict[str, Any]:
@@ -365,13 +372,16 @@ def test_unrelated_secrets_do_not_grow_the_operator(
 @reads_audit_log
 def test_rbac_grants_exactly_the_verbs_the_operator_uses(
     audited_reads: None,
-    start_operator: Callable[..., Operator],
+    edc: EdcInstallation,
+    edc_operator: Callable[..., Operator],
     connectors: Connectors,
     api: client.ApiClient,
 ) -> None:
     """Every (apiGroup, resource, verb) of deploy/rbac.yaml's ClusterRole and leader-election
     Role is used by one scenario that walks every path (leader election, the hash key's Secret,
-    inline and referenced credentials and a rotation, HttpData, a stop), and nothing else is.
+    the edc profile with its Ingress and the installation's Secrets, inline and referenced
+    credentials and a rotation, HttpData, a stop), and nothing else is. The generic profile
+    uses a subset: the same kinds, without the Ingress.
 
     "Used" is read from the API server's audit log: every request of the operator's user during
     the test that the API server authorized, in any namespace (a 404 too: the get before a child
@@ -399,7 +409,11 @@ def test_rbac_grants_exactly_the_verbs_the_operator_uses(
     connectors.apply(secret_manifest("rbac-creds", CREDENTIALS))
 
     window = AuditWindow.open(cluster)
-    op = start_operator(
+    # The operator's own namespace is the test's: the Lease, the hash key and the installation's
+    # Secrets live there.
+    connectors.apply(secret_manifest(f"vault-{namespace}", {"token": edc.vault.token}))
+    connectors.apply(secret_manifest(f"db-{namespace}", {"user": "edc", "password": "pw"}))
+    op = edc_operator(
         CONNECTOR_OPERATOR_LEADER_ELECTION="true", CONNECTOR_OPERATOR_LEASE_NAMESPACE=namespace
     )
     connectors.apply(s3("rbac-inline"))

@@ -12,10 +12,16 @@ from connector_operator.config import (
     OperatorConfig,
     Port,
     Probe,
-    from_env,
 )
+from connector_operator.config import from_env as read_env
 
 P = "CONNECTOR_OPERATOR_"
+
+
+def from_env(env: dict[str, str]) -> OperatorConfig:
+    """The common settings, read under the generic profile (the edc profile's own settings are
+    tested in test_edc_settings.py)."""
+    return read_env({"CONNECTOR_OPERATOR_PROFILE": "generic", **env})
 
 
 class TestDefaults:

@@ -15,12 +15,28 @@ from connector_operator.resources import CONFIG_HASH_ANNOTATION
 from connector_operator.states import (
     DeploymentState,
     Intent,
-    Observed,
     Plan,
-    decide,
     next_status,
     summarize_deployment,
 )
+from connector_operator.states import Observed as PlanesObserved
+from connector_operator.states import decide as decide_planes
+
+PLANE = "connector"  # the generic profile's one plane (two-plane cases: test_planes.py)
+
+
+def Observed(  # noqa: N802 -- reads as the class it builds
+    deployment: DeploymentState | None, pods: int, config_problem: tuple[str, str] | None = None
+) -> PlanesObserved:
+    """What the operator observes of a Connector with one Deployment."""
+    return PlanesObserved({PLANE: deployment}, pods, config_problem)
+
+
+def decide(
+    previous: ConnectorStatus, requested: str | None, desired: str, observed: PlanesObserved
+) -> Plan:
+    return decide_planes(previous, requested, {PLANE: desired}, observed)
+
 
 H = "4f2a9c0d1e8b7a6f5c4d3e2f1a0b9c8d"  # the configuration the spec asks for, unchanged
 OLD = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"  # what was applied before an edit
