@@ -1,0 +1,181 @@
+"""Unit tests of the edc profile's pure parts: its settings, the identity of a Connector, the
+vault entries of each storage type, the generated keys, and the order of the two planes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from connector_operator.config import ConfigError, from_env
+from connector_operator.edc import keys
+from connector_operator.edc.identity import bpn_of, identity_of, schema_of
+from connector_operator.edc.settings import EdcSettings
+from connector_operator.edc.vault_entries import entries
+from connector_operator.models import StorageType
+from connector_operator.states import DeploymentState, Intent, Observed, replicas
+
+P = "CONNECTOR_OPERATOR_"
+REQUIRED = {
+    P + "EDC_PUBLIC_HOST": "dsp.example.com",
+    P + "EDC_STS_TOKEN_URL": "https://sts.example.com/token",
+    P + "EDC_TRUSTED_ISSUERS": "did:web:issuer.example.com",
+    P + "EDC_BDRS_URL": "https://bdrs.example.com/api",
+    P + "EDC_DATASOURCE_URL": "jdbc:postgresql://db:5432/edc",
+    P + "EDC_VAULT_URL": "https://vault.example.com",
+}
+
+
+def settings(**env: str) -> EdcSettings:
+    config = from_env({**REQUIRED, **{P + k: v for k, v in env.items()}})
+    assert config.profile == "edc" and config.edc is not None
+    return config.edc
+
+
+class TestSettings:
+    def test_edc_is_the_default_profile_and_takes_the_chart_defaults(self) -> None:
+        edc = settings()
+        assert edc.release.version == "0.11.2"
+        assert (
+            edc.controlplane_image == "tractusx/edc-controlplane-postgresql-hashicorp-vault:0.11.2"
+        )
+        assert edc.catalog is True
+        assert edc.vault_folder == "connectors" and edc.vault_secret_path == "/v1/secret"  # noqa: S105
+        assert edc.sts_client_id == "{bpn}" and edc.ingress_class is None
+
+    @pytest.mark.parametrize("missing", sorted(REQUIRED))
+    def test_a_missing_setting_is_named(self, missing: str) -> None:
+        env = {k: v for k, v in REQUIRED.items() if k != missing}
+        with pytest.raises(ConfigError, match=missing):
+            from_env(env)
+
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("EDC_PUBLIC_HOST", "https://dsp.example.com"),
+            ("EDC_STS_TOKEN_URL", "sts.example.com/token"),
+            ("EDC_TRUSTED_ISSUERS", "did:web:a,https://b"),
+            ("EDC_DATASOURCE_URL", "postgresql://db/edc"),
+            ("EDC_DATASOURCE_URL", "jdbc:postgresql://db/edc?currentSchema=x"),
+            ("EDC_DATASOURCE_PER_CONNECTOR", "table"),
+            ("EDC_VAULT_TOKEN_SECRET", "Not_A_Name"),
+            ("EDC_VAULT_SECRET_PATH", "secret"),
+            ("EDC_STS_CLIENT_ID", "{tenant}"),
+            ("EDC_RELEASE", "0.9"),
+            ("EDC_CATALOG", "maybe"),
+            ("PROFILE", "tractusx"),
+        ],
+    )
+    def test_a_malformed_setting_is_named(self, name: str, value: str) -> None:
+        with pytest.raises(ConfigError, match=P + name):
+            from_env({**REQUIRED, P + name: value})
+
+    def test_the_generic_profile_needs_none_of_them(self) -> None:
+        assert from_env({P + "PROFILE": "generic"}).edc is None
+
+
+class TestIdentity:
+    def test_the_did_and_routes_hang_under_the_public_host(self) -> None:
+        identity = identity_of("team-a", "orders", settings())
+        assert identity.did == "did:web:dsp.example.com:connectors:orders"
+        assert identity.participant_id == identity.did
+        assert identity.public_base == "https://dsp.example.com/connectors/orders"
+
+    def test_a_port_is_encoded_in_the_did(self) -> None:
+        identity = identity_of("a", "b", settings(EDC_PUBLIC_HOST="dsp.example.com:8443"))
+        assert identity.did == "did:web:dsp.example.com%3A8443:connectors:b"
+
+    def test_the_bpn_is_stable_per_namespace_and_name(self) -> None:
+        bpn = bpn_of("team-a", "orders")
+        assert bpn == bpn_of("team-a", "orders") != bpn_of("team-b", "orders")
+        assert bpn.startswith("BPNL") and len(bpn) == 16 and bpn.isalnum() and bpn.isupper()
+
+    def test_schemas_are_identifiers_unique_per_namespace(self) -> None:
+        long = "a-" * 26 + "z"
+        schema = schema_of("team-a", long)
+        assert len(schema) <= 53 and schema.replace("_", "").isalnum()
+        assert schema_of("team-a", "x") != schema_of("team-b", "x")
+
+
+KEYS = keys.complete({})
+
+
+class TestVaultEntries:
+    def test_s3_keeps_the_write_pair(self) -> None:
+        creds = {
+            "username_read": "r",
+            "password_read": "read-secret-1",
+            "username_write": "w",
+            "password_write": "wp",
+        }
+        found = entries(StorageType.AMAZON_S3, creds, KEYS)
+        assert json.loads(found["s3-write-credentials"]) == {
+            "accessKeyId": "w",
+            "secretAccessKey": "wp",
+        }
+        assert "read-secret-1" not in json.dumps(
+            found
+        )  # the read pair reaches the data plane's env
+
+    def test_azure_keys_go_under_account_name_key1(self) -> None:
+        creds = {"account_name_read": "ra", "account_key_read": "rk",
+                 "account_name_write": "wa", "account_key_write": "wk"}  # fmt: skip
+        found = entries(StorageType.AZURE_STORAGE, creds, KEYS)
+        assert found["ra-key1"] == "rk" and found["wa-key1"] == "wk"
+
+    def test_every_connector_gets_the_token_signer_pair(self) -> None:
+        found = entries(StorageType.HTTP_DATA, {}, KEYS)
+        assert set(found) == {"token-signer-private-key", "token-verifier-public-key"}
+        assert found["token-signer-private-key"].startswith("-----BEGIN PRIVATE KEY-----")
+
+
+class TestKeys:
+    def test_held_keys_are_kept_and_missing_ones_made(self) -> None:
+        held = dict(KEYS)
+        del held["consumer-proxy-key"]
+        completed = keys.complete(held)
+        assert {k: completed[k] for k in held} == held
+        assert (
+            completed["consumer-proxy-key"]
+            and completed["consumer-proxy-key"] != KEYS["consumer-proxy-key"]
+        )
+
+    def test_a_half_key_pair_is_made_whole_again(self) -> None:
+        held = {k: v for k, v in KEYS.items() if k != "token-verifier-public-key"}
+        completed = keys.complete(held)
+        assert completed["token-signer-private-key"] != KEYS["token-signer-private-key"]
+
+
+def state(available: int, spec: int = 1) -> DeploymentState:
+    return DeploymentState(spec, "h", 1, 1, spec, spec, available)
+
+
+GATES = {"dataplane": "controlplane"}
+PLANES = ("controlplane", "dataplane")
+
+
+class TestPlaneOrder:
+    def test_the_data_plane_is_not_made_before_the_control_plane_is_available(self) -> None:
+        nothing = Observed({"controlplane": None, "dataplane": None}, 0)
+        assert replicas(Intent.RUN, PLANES, GATES, nothing) == {
+            "controlplane": 1,
+            "dataplane": None,
+        }
+        booting = Observed({"controlplane": state(0), "dataplane": None}, 1)
+        assert replicas(Intent.RUN, PLANES, GATES, booting)["dataplane"] is None
+        up = Observed({"controlplane": state(1), "dataplane": None}, 1)
+        assert replicas(Intent.RUN, PLANES, GATES, up)["dataplane"] == 1
+
+    def test_a_running_data_plane_keeps_running_while_the_control_plane_restarts(self) -> None:
+        restarting = Observed({"controlplane": state(0), "dataplane": state(1)}, 1)
+        assert replicas(Intent.RUN, PLANES, GATES, restarting)["dataplane"] == 1
+
+    def test_a_start_after_a_stop_waits_for_the_control_plane_again(self) -> None:
+        stopped = Observed({"controlplane": state(0, spec=0), "dataplane": state(0, spec=0)}, 0)
+        assert replicas(Intent.RUN, PLANES, GATES, stopped) == {"controlplane": 1, "dataplane": 0}
+
+    def test_stop_scales_both_to_zero_and_makes_nothing(self) -> None:
+        running = Observed({"controlplane": state(1), "dataplane": state(1)}, 2)
+        assert replicas(Intent.STOP, PLANES, GATES, running) == {"controlplane": 0, "dataplane": 0}
+        unmade = Observed({"controlplane": state(1), "dataplane": None}, 1)
+        assert replicas(Intent.STOP, PLANES, GATES, unmade)["dataplane"] is None
