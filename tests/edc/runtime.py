@@ -14,6 +14,7 @@ The JVM options default to DEFAULT_JVM_OPTIONS; CONNECTOR_EDC_JVM_OPTIONS replac
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -28,6 +29,10 @@ PLANES = ("controlplane", "dataplane")
 MAIN_CLASS = "org.eclipse.edc.boot.system.runtime.BaseRuntime"
 # A small heap, and the C1 compiler only: a plane boots faster on two cores and stays lean.
 DEFAULT_JVM_OPTIONS = ("-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xss512k")
+# A runtime whose boot failed may live on (a port already bound leaves Jetty's threads running):
+# this line in its log is the failure.
+BOOT_FAILED = b"Error booting runtime"
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class EdcRuntimeError(RuntimeError):
@@ -118,20 +123,30 @@ class Runtime:
         return self.process.poll() is None
 
     def log_tail(self, lines: int = 40) -> str:
+        """The log's last lines, without EDC's colour codes."""
         try:
-            text = self.log_path.read_text(errors="replace").splitlines()
+            text = ANSI_COLOUR.sub("", self.log_path.read_text(errors="replace"))
         except FileNotFoundError:
             return "(no log)"
-        return "\n".join(text[-lines:])
+        return "\n".join(text.splitlines()[-lines:])
+
+    def boot_failed(self) -> bool:
+        """Whether the log tells that the boot failed, though the process may live on."""
+        try:
+            return BOOT_FAILED in self.log_path.read_bytes()
+        except FileNotFoundError:
+            return False
 
     def wait_ready(self, url: str, timeout: float = 90.0) -> float:
         """Polls `url` until it answers 200; returns the seconds waited. Fails at once, with the
-        log's tail, if the process exits first."""
+        log's tail, if the process exits or its boot fails first."""
         started = time.monotonic()
         deadline = started + timeout
         while time.monotonic() < deadline:
             if not self.alive():
                 raise self._failure(f"exited with code {self.process.returncode}")
+            if self.boot_failed():
+                raise self._failure("failed to boot")
             if http_status(url) == 200:
                 return time.monotonic() - started
             time.sleep(0.25)

@@ -114,9 +114,9 @@ class Vault:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self) -> str:
-        """Serves on 127.0.0.1 and a free port; returns the base URL."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(self))
+    def start(self, port: int = 0) -> str:
+        """Serves on 127.0.0.1 and `port` (a free one by default); returns the base URL."""
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="vault", daemon=True
