@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.edc.vault import Vault  # noqa: E402 -- after the path is set
+from tests.edc.vault import Vault
 
 
 def main() -> None:
