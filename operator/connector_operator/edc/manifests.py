@@ -131,6 +131,7 @@ def controlplane_env(
         (release.catalog,) if settings.catalog and release.catalog else ()
     )
     literal = {
+        "EDC_HOSTNAME": cp,
         "EDC_PARTICIPANT_ID": identity.participant_id,
         "EDC_IAM_ISSUER_ID": identity.did,
         release.bpn_env: identity.bpn,
@@ -173,6 +174,8 @@ def dataplane_env(
     participant = identity.bpn if release.dataplane_participant_id == "bpn" else identity.did
     storage, storage_secrets = _storage(connector)
     literal = {
+        # The name the data plane registers under; EDC's default is localhost.
+        "EDC_HOSTNAME": dp,
         "EDC_PARTICIPANT_ID": participant,
         "EDC_IAM_ISSUER_ID": identity.did,
         **_web(release.dataplane_apis),
