@@ -118,12 +118,12 @@ def runtimes(tmp_path: Path) -> Iterator[Callable[[str, dict[str, str]], runtime
         process.stop()
 
 
+S3_BY_REFERENCE = {"credentials_secret_ref": {"name": "bucket-s3"}, **dict.fromkeys(S3_CREDENTIALS)}
 CASES = {
     "HttpData": lambda: connector("web"),
-    "AmazonS3": lambda: s3("bucket", url="http://127.0.0.1:9000", credentials_secret_ref={"name": "bucket-s3"},
-                           **dict.fromkeys(S3_CREDENTIALS)),
+    "AmazonS3": lambda: s3("bucket", url="http://127.0.0.1:9000", **S3_BY_REFERENCE),
     "AzureStorage": lambda: connector("blob", "AzureStorage", **AZURE),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("storage_type", list(CASES))
