@@ -33,7 +33,7 @@ run: install ## Run the operator: current kube context, else the local control p
 
 .PHONY: test
 TEST_WORKERS ?= 2
-test: install lint cluster-build ## Run the whole suite: lint, unit and integration tests
+test: install lint cluster-build edc-build ## Run the whole suite: lint, unit and integration tests
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: test-unit
@@ -59,6 +59,10 @@ crds: install ## Regenerate crds/ from the models
 .PHONY: cluster-build
 cluster-build: ## Build the control plane binaries into ~/.cache (only when missing)
 	@tests/cluster/build.sh >/dev/null
+
+.PHONY: edc-build
+edc-build: ## Gather the EDC runtimes' jars (Maven Central) into ~/.cache (only when missing)
+	@tests/edc/build.sh >/dev/null
 
 .PHONY: cluster-up
 cluster-up: cluster-build ## Start the local control plane in the background; prints the KUBECONFIG line

@@ -59,6 +59,8 @@ class Bench:
             "CONNECTOR_OPERATOR_METRICS_PORT": str(self.metrics_port),
             "CONNECTOR_OPERATOR_HEALTH_PORT": str(free_port()),
             "CONNECTOR_OPERATOR_LOG_LEVEL": "WARNING",
+            # The generic profile until the benchmark measures the edc profile's two planes.
+            "CONNECTOR_OPERATOR_PROFILE": "generic",
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "connector_operator"], env=env,

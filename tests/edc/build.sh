@@ -18,11 +18,16 @@ for plane in "${planes[@]}"; do
     echo "tests/edc/$plane/pom.xml is not at EDC $version" >&2; exit 1
   fi
 done
-dir="$cache/$version"
+# Keyed by the poms too: a changed dependency list gathers anew instead of reusing stale jars.
+poms=$(cat "$here/controlplane/pom.xml" "$here/dataplane/pom.xml" | sha256sum | cut -c1-12)
+dir="$cache/$version-$poms"
 
 if [[ "${1:-}" == "--print" ]]; then echo "$dir"; exit 0; fi
 
 mkdir -p "$dir"
+# Test workers may start at once on a cold cache: one gathers, the others wait and find it done.
+exec 9>"$cache/.lock"
+flock 9
 log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 gather() { # plane

@@ -31,7 +31,7 @@ MAIN_CLASS = "org.eclipse.edc.boot.system.runtime.BaseRuntime"
 DEFAULT_JVM_OPTIONS = ("-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xss512k")
 # A runtime whose boot failed may live on (a port already bound leaves Jetty's threads running):
 # this line in its log is the failure.
-BOOT_FAILED = b"Error booting runtime"
+BOOT_FAILED = "Error booting runtime"
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -85,6 +85,7 @@ def start(
         raise ValueError(f"unknown plane {plane!r}, expected one of {PLANES}")
     command = argv(plane, jvm_options() if options is None else options)
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_start = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as out:
         process = subprocess.Popen(
             command,
@@ -93,7 +94,7 @@ def start(
             stdin=subprocess.DEVNULL,
             env={**base_env(), **env},
         )
-    return Runtime(plane, process, log_path)
+    return Runtime(plane, process, log_path, log_start)
 
 
 def http_status(url: str, timeout: float = 2.0) -> int | None:
@@ -114,6 +115,7 @@ class Runtime:
     plane: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    log_start: int = 0  # where this process's lines begin in a log that is appended to
 
     @property
     def pid(self) -> int:
@@ -122,20 +124,24 @@ class Runtime:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def log_tail(self, lines: int = 40) -> str:
-        """The log's last lines, without EDC's colour codes."""
+    def log(self) -> str:
+        """This process's log, without EDC's colour codes."""
         try:
-            text = ANSI_COLOUR.sub("", self.log_path.read_text(errors="replace"))
+            with self.log_path.open("rb") as log:
+                log.seek(self.log_start)
+                return ANSI_COLOUR.sub("", log.read().decode(errors="replace"))
         except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+            return ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The log's last lines, after the first line that tells of a failed boot, if any."""
+        text = self.log().splitlines()
+        failed = [line for line in text if BOOT_FAILED in line][:1]
+        return "\n".join([*failed, "...", *text[-lines:]] if failed else text[-lines:])
 
     def boot_failed(self) -> bool:
         """Whether the log tells that the boot failed, though the process may live on."""
-        try:
-            return BOOT_FAILED in self.log_path.read_bytes()
-        except FileNotFoundError:
-            return False
+        return BOOT_FAILED in self.log()
 
     def wait_ready(self, url: str, timeout: float = 90.0) -> float:
         """Polls `url` until it answers 200; returns the seconds waited. Fails at once, with the

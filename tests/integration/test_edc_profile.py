@@ -342,3 +342,14 @@ def test_writes_per_lifecycle_across_two_planes(
     # Deployment to stop and one to start.
     assert kinds(total)["deployments"] == 2 + 2 + 2
     assert kinds(made)["secrets"] == 1 and kinds(made)["services"] == 2
+
+
+def test_a_missing_setting_or_secret_stops_the_operator_at_start_and_is_named(
+    edc_operator: Callable[..., Operator], edc: EdcInstallation
+) -> None:
+    unset = edc_operator(CONNECTOR_OPERATOR_EDC_BDRS_URL="")
+    eventually(lambda: not unset.alive(), timeout=60, what="the operator to exit")
+    assert "CONNECTOR_OPERATOR_EDC_BDRS_URL" in unset.logs()
+    no_secret = edc_operator(CONNECTOR_OPERATOR_EDC_VAULT_TOKEN_SECRET="no-such-secret")
+    eventually(lambda: not no_secret.alive(), timeout=60, what="the operator to exit")
+    assert "connector-operator-system/no-such-secret does not exist" in no_secret.logs()
