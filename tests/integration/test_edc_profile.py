@@ -350,6 +350,6 @@ def test_a_missing_setting_or_secret_stops_the_operator_at_start_and_is_named(
     unset = edc_operator(CONNECTOR_OPERATOR_EDC_BDRS_URL="")
     eventually(lambda: not unset.alive(), timeout=60, what="the operator to exit")
     assert "CONNECTOR_OPERATOR_EDC_BDRS_URL" in unset.logs()
-    no_secret = edc_operator(CONNECTOR_OPERATOR_EDC_VAULT_TOKEN_SECRET="no-such-secret")
+    no_secret = edc_operator(CONNECTOR_OPERATOR_EDC_VAULT_TOKEN_SECRET="no-such-secret")  # noqa: S106 -- a name
     eventually(lambda: not no_secret.alive(), timeout=60, what="the operator to exit")
     assert "connector-operator-system/no-such-secret does not exist" in no_secret.logs()
