@@ -135,7 +135,7 @@ def test_the_operators_deployments_boot_the_real_edc_runtime(  # noqa: PLR0917 -
     connectors: Connectors,
     runtimes: Callable[[str, dict[str, str]], runtime.Runtime],
 ) -> None:
-    edc_operator(CONNECTOR_OPERATOR_EDC_CATALOG="false")  # vanilla EDC has no catalog API
+    edc_operator()
     manifest = CASES[storage_type]()
     name = manifest["metadata"]["name"]
     if storage_type == "AmazonS3":
