@@ -79,6 +79,8 @@ class Controller:
                 await self._resync
         await self.queue.stop()
         await self.cache.stop()
+        if self.folders is not None:
+            await self.folders.vault.close()
 
     async def _sweep_vault(self, folders: Folders) -> None:
         """Folders of Connectors deleted while no leader ran are emptied by a pass each."""
