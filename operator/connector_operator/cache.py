@@ -91,6 +91,7 @@ class Cache:
         self.replicasets = Store()
         self.pods = Store(transform=_slim_pod)
         self._uids: dict[str, Key] = {}  # Connector uid -> key
+        self._names: dict[str, set[Key]] = defaultdict(set)  # Connector name -> keys
         self._references: dict[Key, Key] = {}  # Connector -> the Secret it references
         self._referrers: dict[Key, set[Key]] = defaultdict(set)  # Secret -> Connectors
         self._behind: dict[Key, float] = {}
@@ -159,7 +160,15 @@ class Cache:
             self._referrers[ref].discard(key)
         if new is None:
             self._forget(key)
+            namesakes = self._names.get(key[1], set())
+            namesakes.discard(key)
+            if not namesakes:
+                self._names.pop(key[1], None)
+            # A Connector of this name elsewhere may have waited for this one (NameTaken).
+            for other in sorted(namesakes):
+                self._enqueue(other)
             return
+        self._names[key[1]].add(key)
         self._uids[str(new["metadata"].get("uid"))] = key
         ref_name = ((new.get("spec") or {}).get("storage_config") or {}).get(
             "credentials_secret_ref"
@@ -227,12 +236,9 @@ class Cache:
     def same_name_elsewhere(self, connector: Mapping[str, Any]) -> list[Object]:
         """Connectors of this one's name in other namespaces (in scope)."""
         meta = connector["metadata"]
-        return [
-            c
-            for c in self.connectors.values()
-            if c["metadata"]["name"] == meta["name"]
-            and c["metadata"]["namespace"] != meta["namespace"]
-        ]
+        keys = self._names.get(meta["name"], set())
+        found = (self.connectors.get(k) for k in sorted(keys) if k[0] != meta["namespace"])
+        return [c for c in found if c is not None]
 
     def remember(self, store: Store, written: Object) -> None:
         """Keeps what the operator just wrote, so that the next pass reads its own write

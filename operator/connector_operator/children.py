@@ -29,9 +29,14 @@ class Children:
         self.kube, self.cache = kube, cache
         # Paths the API server rewrites in what the operator applies, per child and stamp.
         self._tolerated: dict[Key, dict[tuple[str, str], tuple[str | None, frozenset[str]]]] = {}
+        # The children this process has seen or written, per Connector: one of them missing
+        # later was deleted by someone (a child not made yet, such as a data plane waiting for
+        # its control plane, or one new after an upgrade, is not reported as recreated).
+        self._seen: dict[Key, set[tuple[str, str]]] = {}
 
     def forget(self, key: Key) -> None:
         self._tolerated.pop(key, None)
+        self._seen.pop(key, None)
 
     async def held(
         self, body: Mapping[str, Any], kind: str, api_version: str, name: str
@@ -52,14 +57,11 @@ class Children:
         body: Mapping[str, Any],
         connector: Connector,
         wanted: list[dict[str, Any]],
-        late: frozenset[str] = frozenset(),
     ) -> list[tuple[str, str]]:
         """Writes only what differs from the server: a converged Connector costs no write.
-        Returns (kind, message) for each child restored after a change made by someone else.
-        `late` names children made after the others (a gated plane): their absence means
-        "not made yet" unless this process wrote them before."""
-        built = connector.status.config_hash is not None  # the children were made before
+        Returns (kind, message) for each child restored after a change made by someone else."""
         tolerated = self._tolerated.setdefault(key, {})
+        seen = self._seen.setdefault(key, set())
         repairs: list[tuple[str, str]] = []
         for desired in wanted:
             kind, name = desired["kind"], desired["metadata"]["name"]
@@ -71,6 +73,8 @@ class Children:
             held = tolerated.get((kind, name))
             allowed = held[1] if held and held[0] == stamp else frozenset()
             why, drifted = drift.judge(desired, actual, allowed)
+            deleted = actual is None and (kind, name) in seen
+            seen.add((kind, name))
             if why is None:
                 continue
             current = self.cache.connectors.get(key)
@@ -87,7 +91,7 @@ class Children:
                 repairs.append(
                     (kind, f"Restored {kind} {name}: {fields} changed outside the operator.")
                 )
-            elif why is drift.Why.CREATE and built and (name not in late or held is not None):
+            elif why is drift.Why.CREATE and deleted:
                 repairs.append((kind, f"Recreated {kind} {name}, deleted outside the operator."))
         return repairs
 

@@ -30,7 +30,12 @@ async def _secret(kube: Kube, namespace: str, name: str, keys: tuple[str, ...]) 
     missing = [k for k in keys if not data.get(k)]
     if missing:
         raise InstallationError(f"Secret {namespace}/{name} lacks the keys {', '.join(missing)}")
-    return {k: base64.b64decode(data[k]).decode() for k in keys}
+    try:
+        return {k: base64.b64decode(data[k]).decode() for k in keys}
+    except (ValueError, UnicodeDecodeError):
+        raise InstallationError(
+            f"Secret {namespace}/{name}: the keys {', '.join(keys)} must hold UTF-8 text"
+        ) from None
 
 
 async def profile_of(
@@ -49,4 +54,5 @@ async def profile_of(
         edc.DB_PASSWORD: database["password"],
     }
     vault = Vault(settings.vault_url, settings.vault_secret_path, token["token"])
-    return Edc(cfg, settings, platform, hash_key), Folders(vault, settings.vault_folder)
+    folders = Folders(vault, settings.vault_folder, recheck_seconds=cfg.resync_seconds)
+    return Edc(cfg, settings, platform, hash_key), folders

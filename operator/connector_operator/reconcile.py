@@ -136,8 +136,6 @@ class Reconciler:
             )
             for plane in self.profile.planes
         }
-        if problem is None and self.profile.unique_names:
-            problem = _name_taken(body, self.cache.same_name_elsewhere(body))
         return states.Observed(
             deployments={p: states.summarize_deployment(d) for p, d in deployments.items()},
             pods=sum(self.cache.live_pods(d) for d in deployments.values()),
@@ -145,6 +143,11 @@ class Reconciler:
         )
 
     async def _converge(self, key: Key, body: Mapping[str, Any], connector: Connector) -> None:
+        if self.profile.unique_names:
+            taken = _name_taken(body, self.cache.same_name_elsewhere(body))
+            if taken is not None:  # nothing is made for it, not even stopped
+                await self._report_blocked(body, *taken)
+                return
         inputs, credentials = await self._inputs(body, connector)
         hashes = self.profile.hashes(inputs)
         observed = self._observe(body, credentials.problem)
@@ -152,14 +155,18 @@ class Reconciler:
         plan = states.decide(connector.status, requested, hashes, observed)
         repairs: list[tuple[str, str]] = []
         if plan.intent is not states.Intent.LEAVE:
-            entries = self.profile.vault_entries(inputs)
-            if entries is not None and self.folders is not None and credentials.problem is None:
-                await self.folders.converge(key, entries)  # before the pods that read it
-            profile = self.profile
-            replicas = states.replicas(plan.intent, profile.planes, profile.gates, observed)
-            late = frozenset(profile.deployment_name(key[1], p) for p in profile.gates)
-            wanted = profile.children(inputs, hashes, replicas)
-            repairs = await self.children.converge(key, body, connector, wanted, late)
+            replicas = states.replicas(
+                plan.intent, self.profile.planes, self.profile.gates, observed, hashes
+            )
+            wanted = self.profile.children(inputs, hashes, replicas)
+            repairs = await self._drive(
+                key,
+                body=body,
+                connector=connector,
+                wanted=wanted,
+                credentials=credentials,
+                inputs=inputs,
+            )
         failpoints.reach(f"before-status:{plan.intent.value}")
         now = self.clock()
         status = states.next_status(
@@ -173,6 +180,27 @@ class Reconciler:
             await self.kube.post_event(body, "Warning", "DriftRepaired", message, now)
         if plan.phase is not None:
             log.debug("reconciled %s/%s: %s", key[0], key[1], plan.phase.value)
+
+    async def _drive(
+        self,
+        key: Key,
+        *,
+        body: Mapping[str, Any],
+        connector: Connector,
+        wanted: list[dict[str, Any]],
+        credentials: Credentials,
+        inputs: Inputs,
+    ) -> list[tuple[str, str]]:
+        """The Secrets first (the keys the vault entries are made of are saved before they
+        are used), then the vault folder, then what runs and reads them."""
+        secrets = [c for c in wanted if c["kind"] == "Secret"]
+        rest = [c for c in wanted if c["kind"] != "Secret"]
+        repairs = await self.children.converge(key, body, connector, secrets)
+        if self.folders is not None and credentials.problem is None:
+            entries = self.profile.vault_entries(inputs)
+            if entries is not None:
+                await self.folders.converge(key, entries)
+        return repairs + await self.children.converge(key, body, connector, rest)
 
     async def _credentials(self, connector: Connector) -> Credentials:
         spec = connector.spec
@@ -298,10 +326,9 @@ def _name_taken(
     older = sorted((o for o in others if age(o) < age(body)), key=age)
     if not older:
         return None
-    holder = older[0]["metadata"]["namespace"]
     return (
         "NameTaken",
-        f"A Connector named {meta['name']!r} already exists in namespace {holder!r}; a "
+        f"A Connector named {meta['name']!r} already exists in another namespace; a "
         "Connector's name is its public identity (its DID and routes) across the installation, "
         "so this one waits until that one is deleted.",
     )

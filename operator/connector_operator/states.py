@@ -342,27 +342,42 @@ def replicas(
     planes: tuple[str, ...],
     gates: Mapping[str, str],
     observed: Observed,
+    desired: Mapping[str, str],
 ) -> dict[str, int | None]:
-    """How many replicas each plane's Deployment gets (None: do not make it yet).
+    """How many replicas each plane's Deployment gets (None: leave it as it is, or do not
+    make it yet).
 
     A gated plane (the data plane, which cannot boot before the control plane's control API
-    answers) is started only once its gate is Available, and is not made before; once it runs
-    it keeps running while its gate restarts.
+    answers) is made, started, and given a new configuration only once its gate runs the
+    configuration wanted now and is Available. Until then a running gated plane keeps running
+    what it runs: a change to both planes rolls the gate first, then the gated plane.
     """
     result: dict[str, int | None] = {}
     for plane in planes:
         current = observed.deployments.get(plane)
         gate = gates.get(plane)
-        if gate is None:
-            result[plane] = 1 if intent is Intent.RUN else 0
+        if intent is not Intent.RUN:
+            result[plane] = None if gate is not None and current is None else 0
             continue
-        gate_state = observed.deployments.get(gate)
-        open_ = gate_state is not None and gate_state.available_replicas >= 1
-        if intent is Intent.RUN and (open_ or (current is not None and current.spec_replicas)):
+        if gate is None or _ready(observed.deployments.get(gate), desired.get(gate)):
             result[plane] = 1
+        elif (
+            current is not None
+            and current.spec_replicas
+            and current.config_hash == desired.get(plane)
+        ):
+            result[plane] = 1  # converged and running: drift is still repaired
         else:
-            result[plane] = None if current is None else 0
+            result[plane] = None
     return result
+
+
+def _ready(deployment: DeploymentState | None, desired_hash: str | None) -> bool:
+    return (
+        deployment is not None
+        and deployment.config_hash == desired_hash
+        and deployment.available_replicas >= 1
+    )
 
 
 def summarize_deployment(body: Mapping[str, Any] | None) -> DeploymentState | None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -78,50 +79,86 @@ def _fingerprint(folder: str, wanted: Mapping[str, str]) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-class Folders:
-    """One vault folder per Connector: `<prefix>/<namespace>/<name>`."""
+# The entry, in each folder, that lists the aliases the operator wrote there: the only ones it
+# ever removes. The folder is shared: the identity provisioning writes the STS client secret
+# there, and a runtime may keep entries of its own.
+MANAGED = "connector-operator-managed"
 
-    def __init__(self, vault: Vault, prefix: str) -> None:
+
+class Folders:
+    """One vault folder per Connector: `<prefix>/<namespace>/<name>`.
+
+    A converged folder is read again after `recheck_seconds` (the resync period), so an entry
+    deleted or changed by hand is restored without a restart of the operator.
+    """
+
+    def __init__(
+        self,
+        vault: Vault,
+        prefix: str,
+        recheck_seconds: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.vault, self.prefix = vault, prefix
-        self._converged: dict[Key, str] = {}
+        self.recheck_seconds, self.clock = recheck_seconds, clock
+        self._converged: dict[Key, tuple[str, float]] = {}
 
     def folder(self, key: Key) -> str:
         return f"{self.prefix}/{key[0]}/{key[1]}"
 
+    async def _managed(self, folder: str) -> set[str]:
+        raw = await self.vault.read(f"{folder}/{MANAGED}")
+        try:
+            listed = json.loads(raw) if raw else []
+        except json.JSONDecodeError:
+            listed = []
+        return {a for a in listed if isinstance(a, str)}
+
     async def converge(self, key: Key, wanted: Mapping[str, str]) -> list[str]:
-        """Writes the entries that differ, removes those not wanted; returns the aliases it
-        changed. Read once per process and change: a converged folder costs nothing after."""
+        """Writes the entries that differ and removes those the operator wrote before but no
+        longer wants (a renamed Azure account); returns the aliases it changed."""
         folder = self.folder(key)
         fingerprint = _fingerprint(folder, wanted)
-        if self._converged.get(key) == fingerprint:
+        held = self._converged.get(key)
+        if (
+            held is not None
+            and held[0] == fingerprint
+            and self.clock() - held[1] < self.recheck_seconds
+        ):
             return []
+        managed = await self._managed(folder)
         changed = []
         for alias, value in sorted(wanted.items()):
             if await self.vault.read(f"{folder}/{alias}") != value:
                 await self.vault.write(f"{folder}/{alias}", value)
                 changed.append(alias)
-        for alias in await self.vault.list(folder):
-            if alias not in wanted and not alias.endswith("/"):
-                await self.vault.delete(f"{folder}/{alias}")
-                changed.append(alias)
-        self._converged[key] = fingerprint
+        for alias in sorted(managed - set(wanted)):
+            await self.vault.delete(f"{folder}/{alias}")
+            changed.append(alias)
+        if managed != set(wanted):
+            await self.vault.write(f"{folder}/{MANAGED}", json.dumps(sorted(wanted)))
+        self._converged[key] = (fingerprint, self.clock())
         if changed:
             log.info("vault folder %s: wrote or removed %s", folder, ", ".join(changed))
         return changed
 
     async def remove(self, key: Key) -> None:
-        """Empties a deleted Connector's folder."""
+        """Removes what the operator wrote into a deleted Connector's folder."""
         self._converged.pop(key, None)
         folder = self.folder(key)
-        for alias in await self.vault.list(folder):
-            if not alias.endswith("/"):
-                await self.vault.delete(f"{folder}/{alias}")
-        log.info("vault folder %s removed", folder)
+        for alias in sorted(await self._managed(folder)):
+            await self.vault.delete(f"{folder}/{alias}")
+        await self.vault.delete(f"{folder}/{MANAGED}")
+        log.info("vault folder %s: the operator's entries removed", folder)
 
     async def present(self, namespaces: tuple[str, ...]) -> list[Key]:
-        """The Connectors that have a folder, in `namespaces` (all when empty)."""
+        """The Connectors whose folder holds the operator's list, in `namespaces` (all when
+        empty)."""
         found = []
         for ns in namespaces or [n.rstrip("/") for n in await self.vault.list(self.prefix)]:
-            names = await self.vault.list(f"{self.prefix}/{ns}")
-            found += [(ns, n.rstrip("/")) for n in names if n.endswith("/")]
+            for name in await self.vault.list(f"{self.prefix}/{ns}"):
+                if name.endswith("/") and MANAGED in await self.vault.list(
+                    f"{self.prefix}/{ns}/{name.rstrip('/')}"
+                ):
+                    found.append((ns, name.rstrip("/")))
         return found

@@ -151,31 +151,44 @@ def state(available: int, spec: int = 1) -> DeploymentState:
 
 
 GATES = {"dataplane": "controlplane"}
+DESIRED = {"controlplane": "h", "dataplane": "h"}
 PLANES = ("controlplane", "dataplane")
 
 
 class TestPlaneOrder:
     def test_the_data_plane_is_not_made_before_the_control_plane_is_available(self) -> None:
         nothing = Observed({"controlplane": None, "dataplane": None}, 0)
-        assert replicas(Intent.RUN, PLANES, GATES, nothing) == {
+        assert replicas(Intent.RUN, PLANES, GATES, nothing, DESIRED) == {
             "controlplane": 1,
             "dataplane": None,
         }
         booting = Observed({"controlplane": state(0), "dataplane": None}, 1)
-        assert replicas(Intent.RUN, PLANES, GATES, booting)["dataplane"] is None
+        assert replicas(Intent.RUN, PLANES, GATES, booting, DESIRED)["dataplane"] is None
         up = Observed({"controlplane": state(1), "dataplane": None}, 1)
-        assert replicas(Intent.RUN, PLANES, GATES, up)["dataplane"] == 1
+        assert replicas(Intent.RUN, PLANES, GATES, up, DESIRED)["dataplane"] == 1
 
     def test_a_running_data_plane_keeps_running_while_the_control_plane_restarts(self) -> None:
         restarting = Observed({"controlplane": state(0), "dataplane": state(1)}, 1)
-        assert replicas(Intent.RUN, PLANES, GATES, restarting)["dataplane"] == 1
+        assert replicas(Intent.RUN, PLANES, GATES, restarting, DESIRED)["dataplane"] == 1
 
     def test_a_start_after_a_stop_waits_for_the_control_plane_again(self) -> None:
         stopped = Observed({"controlplane": state(0, spec=0), "dataplane": state(0, spec=0)}, 0)
-        assert replicas(Intent.RUN, PLANES, GATES, stopped) == {"controlplane": 1, "dataplane": 0}
+        plan = replicas(Intent.RUN, PLANES, GATES, stopped, DESIRED)
+        assert plan == {"controlplane": 1, "dataplane": None}  # left at zero for now
+
+    def test_a_change_to_both_planes_rolls_the_control_plane_first(self) -> None:
+        new = {"controlplane": "new", "dataplane": "new"}
+        old = Observed({"controlplane": state(1), "dataplane": state(1)}, 2)  # both run "h"
+        assert replicas(Intent.RUN, PLANES, GATES, old, new)["dataplane"] is None
+        rolled = DeploymentState(1, "new", 2, 2, 1, 1, 1)
+        cp_done = Observed({"controlplane": rolled, "dataplane": state(1)}, 2)
+        assert replicas(Intent.RUN, PLANES, GATES, cp_done, new)["dataplane"] == 1
 
     def test_stop_scales_both_to_zero_and_makes_nothing(self) -> None:
         running = Observed({"controlplane": state(1), "dataplane": state(1)}, 2)
-        assert replicas(Intent.STOP, PLANES, GATES, running) == {"controlplane": 0, "dataplane": 0}
+        assert replicas(Intent.STOP, PLANES, GATES, running, DESIRED) == {
+            "controlplane": 0,
+            "dataplane": 0,
+        }
         unmade = Observed({"controlplane": state(1), "dataplane": None}, 1)
-        assert replicas(Intent.STOP, PLANES, GATES, unmade)["dataplane"] is None
+        assert replicas(Intent.STOP, PLANES, GATES, unmade, DESIRED)["dataplane"] is None

@@ -113,7 +113,7 @@ def vault_folder(connector: Connector, settings: EdcSettings) -> str:
     return f"{settings.vault_folder}/{connector.metadata.namespace}/{connector.metadata.name}"
 
 
-def _shared_secrets(connector: Connector) -> dict[str, str]:
+def _shared_secrets() -> dict[str, str]:
     return {
         "EDC_DATASOURCE_DEFAULT_USER": DB_USER,
         "EDC_DATASOURCE_DEFAULT_PASSWORD": DB_PASSWORD,
@@ -127,9 +127,7 @@ def controlplane_env(
     release = settings.release
     cp = _host(connector, CONTROLPLANE)
     control = release.api(CONTROLPLANE, "control")
-    apis = release.controlplane_apis + (
-        (release.catalog,) if settings.catalog and release.catalog else ()
-    )
+    apis = _apis(settings, CONTROLPLANE)
     literal = {
         "EDC_HOSTNAME": cp,
         "EDC_PARTICIPANT_ID": identity.participant_id,
@@ -142,7 +140,7 @@ def controlplane_env(
         + release.api(CONTROLPLANE, "protocol").path,
         **_shared(connector, settings, identity),
     }
-    secrets = {"WEB_HTTP_MANAGEMENT_AUTH_KEY": MANAGEMENT_KEY, **_shared_secrets(connector)}
+    secrets = {"WEB_HTTP_MANAGEMENT_AUTH_KEY": MANAGEMENT_KEY, **_shared_secrets()}
     if settings.catalog and release.catalog:
         secrets["WEB_HTTP_CATALOG_AUTH_KEY"] = CATALOG_KEY
     return _literal(literal) + _from_secret(keys_secret_name(connector.metadata.name), secrets)
@@ -190,7 +188,7 @@ def dataplane_env(
         **_shared(connector, settings, identity),
         **storage,
     }
-    keys = {"TX_EDC_DPF_CONSUMER_PROXY_AUTH_APIKEY": PROXY_KEY, **_shared_secrets(connector)}
+    keys = {"TX_EDC_DPF_CONSUMER_PROXY_AUTH_APIKEY": PROXY_KEY, **_shared_secrets()}
     env = _literal(literal) + _from_secret(keys_secret_name(connector.metadata.name), keys)
     credentials = resources.credentials_secret_name(connector)
     if storage_secrets and credentials is not None:
@@ -356,14 +354,18 @@ def ingress(connector: Connector, settings: EdcSettings) -> dict[str, Any] | Non
         "nginx.ingress.kubernetes.io/use-regex": "true",
         "nginx.ingress.kubernetes.io/rewrite-target": "/$2",
     }
+    host = settings.public_host.split(":")[0]
+    spec: dict[str, Any] = {
+        "ingressClassName": settings.ingress_class,
+        "rules": [{"host": host, "http": {"paths": paths}}],
+    }
+    if settings.ingress_tls_secret is not None:
+        spec["tls"] = [{"hosts": [host], "secretName": settings.ingress_tls_secret}]
     return resources.stamped(
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "Ingress",
             "metadata": metadata,
-            "spec": {
-                "ingressClassName": settings.ingress_class,
-                "rules": [{"host": settings.public_host.split(":")[0], "http": {"paths": paths}}],
-            },
+            "spec": spec,
         }
     )

@@ -31,6 +31,7 @@ class EdcSettings:
     catalog: bool  # whether the control-plane image has the catalog API
     public_host: str
     ingress_class: str | None
+    ingress_tls_secret: str | None  # a Secret of the Connector's namespace with the host's cert
     sts_token_url: str
     sts_client_id: str  # a template over CLIENT_ID_FIELDS
     sts_client_secret_alias: str
@@ -43,12 +44,6 @@ class EdcSettings:
     vault_token_secret: str  # in the operator's namespace: key `token`
     vault_folder: str  # each Connector's folder is <vault_folder>/<namespace>/<name>
     vault_secret_path: str  # the KV v2 mount, as EDC wants it: /v1/<mount>
-
-    def fingerprint(self) -> dict[str, object]:
-        """What of these settings shapes a Connector's pods, for the plane hashes."""
-        return {k: v for k, v in self.__dict__.items() if k != "release"} | {
-            "release": self.release.version
-        }
 
 
 def _get(env: Mapping[str, str], name: str) -> str:
@@ -72,11 +67,21 @@ def _secret_name(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
+def _optional_secret_name(env: Mapping[str, str], name: str) -> str | None:
+    return _secret_name(env, name, "") if _get(env, name) else None
+
+
 def _datasource(env: Mapping[str, str]) -> str:
     raw = _get(env, "DATASOURCE_URL")
     rest = raw.removeprefix("jdbc:")
     parts = urlsplit(rest)
-    if not raw.startswith("jdbc:postgresql://") or not parts.hostname or parts.query:
+    database = parts.path.strip("/")
+    if (
+        not raw.startswith("jdbc:postgresql://")
+        or not parts.hostname
+        or parts.query
+        or not database
+    ):
         raise EdcSettingsError(
             f"{PREFIX}DATASOURCE_URL={raw!r} must look like jdbc:postgresql://host:5432/database "
             "(no parameters: the operator adds the Connector's schema)"
@@ -136,6 +141,7 @@ def from_env(env: Mapping[str, str]) -> EdcSettings:
         catalog=catalog == "true" and release.catalog is not None,
         public_host=host,
         ingress_class=_get(env, "INGRESS_CLASS") or None,
+        ingress_tls_secret=_optional_secret_name(env, "INGRESS_TLS_SECRET"),
         sts_token_url=_url(env, "STS_TOKEN_URL"),
         sts_client_id=_client_id(env),
         sts_client_secret_alias=_get(env, "STS_CLIENT_SECRET_ALIAS") or "sts-client-secret",
