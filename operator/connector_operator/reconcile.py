@@ -144,7 +144,7 @@ class Reconciler:
 
     async def _converge(self, key: Key, body: Mapping[str, Any], connector: Connector) -> None:
         if self.profile.unique_names:
-            taken = _name_taken(body, self.cache.same_name_elsewhere(body))
+            taken = name_taken(body, self.cache.same_name_elsewhere(body))
             if taken is not None:  # nothing is made for it, not even stopped
                 await self._report_blocked(body, *taken)
                 return
@@ -313,7 +313,7 @@ def _decoded(data: Mapping[str, str]) -> dict[str, str]:
     return decoded
 
 
-def _name_taken(
+def name_taken(
     body: Mapping[str, Any], others: Sequence[Mapping[str, Any]]
 ) -> tuple[str, str] | None:
     """A Connector's public name (its DID, its routes) is installation-wide: the oldest of a

@@ -20,7 +20,7 @@ P = "CONNECTOR_OPERATOR_"
 
 def from_env(env: dict[str, str]) -> OperatorConfig:
     """The common settings, read under the generic profile (the edc profile's own settings are
-    tested in test_edc_settings.py)."""
+    tested in test_edc.py)."""
     return read_env({"CONNECTOR_OPERATOR_PROFILE": "generic", **env})
 
 

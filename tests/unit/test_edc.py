@@ -4,16 +4,20 @@ vault entries of each storage type, the generated keys, and the order of the two
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
-from connector_operator.config import ConfigError, from_env
+from connector_operator.config import ConfigError, OperatorConfig, from_env
 from connector_operator.edc import keys
 from connector_operator.edc.identity import bpn_of, identity_of, schema_of
 from connector_operator.edc.settings import EdcSettings
 from connector_operator.edc.vault_entries import entries
-from connector_operator.models import StorageType
-from connector_operator.states import DeploymentState, Intent, Observed, replicas
+from connector_operator.models import Connector, ConnectorStatus, Phase, StorageType
+from connector_operator.profiles import Edc, Inputs
+from connector_operator.reconcile import name_taken
+from connector_operator.resources import credentials_digest
+from connector_operator.states import DeploymentState, Intent, Observed, decide, replicas
 
 P = "CONNECTOR_OPERATOR_"
 REQUIRED = {
@@ -192,3 +196,91 @@ class TestPlaneOrder:
         }
         unmade = Observed({"controlplane": state(1), "dataplane": None}, 1)
         assert replicas(Intent.STOP, PLANES, GATES, unmade, DESIRED)["dataplane"] is None
+
+
+def s3_connector(**config: str) -> Connector:
+    base = {"bucket_name": "b", "region": "eu-central-1", "username_read": "r",
+            "password_read": "rp", "username_write": "w", "password_write": "wp"}  # fmt: skip
+    return Connector.model_validate(
+        {
+            "apiVersion": "dataspace.dev/v1alpha1",
+            "kind": "Connector",
+            "metadata": {"name": "orders", "namespace": "team-a", "uid": "u-1", "generation": 1},
+            "spec": {"storage_type": "AmazonS3", "storage_config": {**base, **config}},
+        }
+    )
+
+
+def plane_hashes(connector: Connector, **platform: str) -> dict[str, str]:
+    edc = settings()
+    profile = Edc(
+        OperatorConfig(profile="edc", edc=edc), edc, {"vault-token": "t", **platform}, b"k" * 32
+    )
+    values = connector.spec.inline_credentials()
+    inputs = Inputs(connector, values, credentials_digest(values), profile.keys(dict(KEYS)))
+    return profile.hashes(inputs)
+
+
+class TestPlaneHashes:
+    def test_new_read_credentials_roll_the_data_plane_alone(self) -> None:
+        before = plane_hashes(s3_connector())
+        after = plane_hashes(s3_connector(password_read="rotated"))  # noqa: S106
+        assert after["controlplane"] == before["controlplane"]
+        assert after["dataplane"] != before["dataplane"]
+
+    def test_a_new_vault_token_rolls_both(self) -> None:
+        before, after = (
+            plane_hashes(s3_connector()),
+            plane_hashes(s3_connector(), **{"vault-token": "t2"}),
+        )
+        assert all(after[p] != before[p] for p in before)
+
+    def test_fields_no_plane_reads_roll_nothing(self) -> None:
+        before = plane_hashes(s3_connector())
+        assert plane_hashes(s3_connector(region="eu-west-1", password_write="new")) == before  # noqa: S106
+
+    def test_the_hashes_are_stable(self) -> None:
+        assert plane_hashes(s3_connector()) == plane_hashes(s3_connector())
+
+
+def stored(namespace: str, created: str, uid: str) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "orders",
+            "namespace": namespace,
+            "creationTimestamp": created,
+            "uid": uid,
+        }
+    }
+
+
+class TestNameTaken:
+    def test_the_older_connector_keeps_the_name(self) -> None:
+        older, younger = (
+            stored("team-a", "2026-01-01T00:00:00Z", "a"),
+            stored("team-b", "2026-02-01T00:00:00Z", "b"),
+        )
+        assert name_taken(older, [younger]) is None
+        taken = name_taken(younger, [older])
+        assert taken is not None and taken[0] == "NameTaken"
+        assert "team-a" not in taken[1]  # another tenant's namespace is not shown
+
+    def test_a_tie_is_broken_by_uid(self) -> None:
+        one, two = (
+            stored("x", "2026-01-01T00:00:00Z", "1"),
+            stored("y", "2026-01-01T00:00:00Z", "2"),
+        )
+        assert name_taken(one, [two]) is None and name_taken(two, [one]) is not None
+
+
+class TestTwoPlanes:
+    def test_running_needs_both_planes_and_a_stuck_one_is_named(self) -> None:
+        desired = {"controlplane": "h", "dataplane": "h"}
+        only_cp = Observed({"controlplane": state(1), "dataplane": None}, 1)
+        assert decide(ConnectorStatus(), None, desired, only_cp).phase is Phase.STARTING
+        both = Observed({"controlplane": state(1), "dataplane": state(1)}, 2)
+        assert decide(ConnectorStatus(), None, desired, both).phase is Phase.RUNNING
+        stuck = DeploymentState(1, "h", 1, 1, 1, 1, 0, failure=("ProgressDeadlineExceeded", "slow"))
+        failing = Observed({"controlplane": state(1), "dataplane": stuck}, 2)
+        plan = decide(ConnectorStatus(), None, desired, failing)
+        assert plan.phase is Phase.FAILED and "data plane" in plan.message

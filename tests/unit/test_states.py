@@ -22,7 +22,7 @@ from connector_operator.states import (
 from connector_operator.states import Observed as PlanesObserved
 from connector_operator.states import decide as decide_planes
 
-PLANE = "connector"  # the generic profile's one plane (two-plane cases: test_planes.py)
+PLANE = "connector"  # the generic profile's one plane (two-plane cases: test_edc.py)
 
 
 def Observed(  # noqa: N802 -- reads as the class it builds
