@@ -123,6 +123,7 @@ class Cache:
                 on_change,
                 store=store,
                 on_relist=lambda path: metrics.WATCH_RELISTS.labels(path=path).inc(),
+                namespace=namespace,
                 **options,
             )
             for base, plural, store, on_change, options in kinds

@@ -157,17 +157,22 @@ class Store:
         self._unindex(key, old)
         return (old, None)
 
-    def replace(self, items: Iterable[Object], version: int | None = None) -> list[Change]:
-        """Makes the store hold exactly `items` (a fresh LIST at `version`); returns every
-        change, deletions of what the list no longer has included."""
-        self._gone.clear()
+    def replace(
+        self, items: Iterable[Object], version: int | None = None, namespace: str | None = None
+    ) -> list[Change]:
+        """Makes the store hold exactly `items` (a fresh LIST at `version`) in `namespace`
+        (all namespaces when None: one store may be filled by an informer per namespace);
+        returns every change, deletions of what the list no longer has included."""
+        for key in [k for k in self._gone if namespace is None or k[0] == namespace]:
+            del self._gone[key]
         changes: list[Change] = []
         listed: set[Key] = set()
         for obj in items:
             listed.add(key_of(obj))
             if (change := self.upsert(obj)) is not None:
                 changes.append(change)
-        for key in [k for k in self._items if k not in listed]:
+        scope = [k for k in self._items if namespace is None or k[0] == namespace]
+        for key in [k for k in scope if k not in listed]:
             if (change := self.remove(key, version)) is not None:
                 changes.append(change)
         return changes
@@ -197,6 +202,7 @@ class Informer:
     synced: asyncio.Event = field(default_factory=asyncio.Event)
     on_relist: Callable[[str], None] = lambda _path: None
     paused: Callable[[], bool] = lambda: False  # tests: a watch that stalls silently
+    namespace: str | None = None  # the namespace of `path`; None for a cluster-wide one
     _version: str | None = None
 
     def _query(self) -> list[tuple[str, str]]:
@@ -221,7 +227,7 @@ class Informer:
                 self._version = (page.get("metadata") or {}).get("resourceVersion")
                 break
         version = int(self._version) if self._version and self._version.isdigit() else None
-        for old, new in self.store.replace(items, version):
+        for old, new in self.store.replace(items, version, self.namespace):
             self.on_change(old, new)
         del items
         memory.release()  # the pages were parsed and dropped: hand their memory back

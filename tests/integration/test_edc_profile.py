@@ -158,11 +158,9 @@ def test_a_connector_becomes_a_control_plane_and_a_data_plane(
     }
     # The vault folder holds what the runtime reads.
     folder = edc.folder("orders")
-    assert set(folder) == {
-        "token-signer-private-key",
-        "token-verifier-public-key",
-        "s3-write-credentials",
-    }
+    written = {"token-signer-private-key", "token-verifier-public-key", "s3-write-credentials"}
+    assert set(folder) == {*written, "connector-operator-managed"}
+    assert set(json.loads(folder["connector-operator-managed"]["content"])) == written
     assert json.loads(folder["s3-write-credentials"]["content"]) == {
         "accessKeyId": S3_CREDENTIALS["username_write"],
         "secretAccessKey": S3_CREDENTIALS["password_write"],
@@ -185,15 +183,17 @@ def test_the_data_plane_starts_only_once_the_control_plane_is_available(
     edc_operator: Callable[..., Operator], connectors: Connectors
 ) -> None:
     undo = deny_pods(connectors, "controlplane")
-    edc_operator()
-    connectors.apply(connector("gated"))
-    eventually(lambda: plane(connectors, "gated", CP), what="the control plane's Deployment")
-    settle(5)
-    assert plane(connectors, "gated", DP) is None, (
-        "the data plane was made before the control plane was up"
-    )
-    assert connectors.status("gated")["phase"] == "Starting"
-    undo()
+    try:
+        edc_operator()
+        connectors.apply(connector("gated"))
+        eventually(lambda: plane(connectors, "gated", CP), what="the control plane's Deployment")
+        settle(5)
+        assert plane(connectors, "gated", DP) is None, (
+            "the data plane was made before the control plane was up"
+        )
+        assert connectors.status("gated")["phase"] == "Starting"
+    finally:
+        undo()
     connectors.wait_phase("gated", "Running", timeout=180)
     dp = plane(connectors, "gated", DP)
     assert dp is not None and dp.spec.replicas == 1
@@ -255,7 +255,8 @@ def test_new_s3_credentials_roll_the_data_plane_alone_and_reach_the_vault(
     assert template_hash(plane(connectors, "rot", CP)) == cp_before, "the control plane rolled"
     stored = json.loads(edc.folder("rot")["s3-write-credentials"]["content"])
     assert stored["secretAccessKey"] == "pw-write-rotated"
-    # An edit keeps the generated keys.
+    rotated_hashes = [template_hash(plane(connectors, "rot", p)) for p in (CP, DP)]
+    # An edit keeps the generated keys, and one of a field no plane reads restarts nothing.
     connectors.apply(
         s3(
             "rot",
@@ -266,6 +267,10 @@ def test_new_s3_credentials_roll_the_data_plane_alone_and_reach_the_vault(
     )
     connectors.wait_phase("rot", "Running", timeout=120)
     assert keys_of(connectors, "rot") == keys
+    settle(2)
+    assert [template_hash(plane(connectors, "rot", p)) for p in (CP, DP)] == rotated_hashes, (
+        "an edit of a field no plane reads restarted a plane"
+    )
 
 
 def test_keys_survive_an_operator_restart_and_the_vault_folder_goes_with_the_connector(
@@ -353,3 +358,35 @@ def test_a_missing_setting_or_secret_stops_the_operator_at_start_and_is_named(
     no_secret = edc_operator(CONNECTOR_OPERATOR_EDC_VAULT_TOKEN_SECRET="no-such-secret")  # noqa: S106 -- a name
     eventually(lambda: not no_secret.alive(), timeout=60, what="the operator to exit")
     assert "connector-operator-system/no-such-secret does not exist" in no_secret.logs()
+
+
+def test_a_name_is_one_public_identity_across_namespaces(
+    edc_operator: Callable[..., Operator], connectors: Connectors
+) -> None:
+    """Two teams apply a Connector of one name: the older keeps the DID and routes; the
+    younger makes nothing, says why, and proceeds once the older is deleted."""
+    core = connectors.core
+    other = f"{connectors.namespace}-b"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
+    try:
+        edc_operator(CONNECTOR_OPERATOR_NAMESPACES=f"{connectors.namespace},{other}")
+        connectors.apply(connector("shared"))
+        connectors.wait_phase("shared", "Running", timeout=120)
+        second = Connectors(connectors.cluster, core.api_client, other)
+        second.apply(connector("shared"))
+        eventually(
+            lambda: (second.condition("shared", "Stalled") or {}).get("reason") == "NameTaken",
+            what="the younger Connector to be Stalled NameTaken",
+        )
+        second.wait_event("shared", "Warning", "NameTaken")
+        assert second.apps.list_namespaced_deployment(other).items == []
+        assert (
+            second.core.list_namespaced_secret(
+                other, label_selector="app.kubernetes.io/managed-by=connector-operator"
+            ).items
+            == []
+        )
+        connectors.kubectl("delete", "connector", "shared")
+        second.wait_phase("shared", "Running", timeout=120)
+    finally:
+        core.delete_namespace(other)

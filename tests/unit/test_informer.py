@@ -240,3 +240,16 @@ def test_the_deletions_remembered_are_bounded() -> None:
         store.remove(("ns", f"o{index}"), version=index)
     assert store.upsert(obj(f"o{GONE_KEPT + 9}", 1)) is None, "a recent deletion is remembered"
     assert store.upsert(obj("o0", 1)) is not None, "the oldest are forgotten"
+
+
+def test_a_list_of_one_namespace_leaves_the_others_objects_in_a_shared_store() -> None:
+    """With several watched namespaces, one informer per namespace fills one store: the first
+    LIST of an empty namespace must not report the other namespace's objects deleted."""
+    store = Store()
+    in_a = obj("x", 1)
+    in_a["metadata"]["namespace"] = "a"
+    store.replace([in_a], 1, namespace="a")
+    changes = store.replace([], 2, namespace="b")
+    assert changes == [] and store.get(("a", "x")) is not None
+    gone = store.replace([], 3, namespace="a")
+    assert [old["metadata"]["name"] for old, new in gone if new is None] == ["x"]
