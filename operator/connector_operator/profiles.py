@@ -1,4 +1,5 @@
-"""Runtime profiles: what a Connector becomes, chosen per installation (pure: builders only).
+"""Runtime profiles: what a Connector becomes, chosen per installation (no I/O: builders; the
+edc profile draws random keys for a Connector that has none yet).
 
 - `generic`: one Deployment of a configured image, the container contract of `resources`;
 - `edc`: an Eclipse Tractus-X EDC control plane and data plane (`edc.manifests`), the data

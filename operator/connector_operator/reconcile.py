@@ -303,7 +303,8 @@ def _rfc3339(moment: datetime.datetime) -> str:
 
 
 def _decoded(data: Mapping[str, str]) -> dict[str, str]:
-    """A Secret's data as text (what is not UTF-8 is kept as its base64 form)."""
+    """A Secret's data as text. A value that is not UTF-8 text is kept in its base64 form:
+    every value the operator hands on (environment, vault) must be text."""
     decoded = {}
     for k, v in data.items():
         try:
