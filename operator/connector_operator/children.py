@@ -106,9 +106,17 @@ class Children:
             return found
         kind, name = desired["kind"], desired["metadata"]["name"]
         if _predecessor(found, connector):
-            # A Connector of this name was deleted and made anew: the garbage collector is
-            # about to remove its children.
-            raise Retry(f"{kind} {name} still belongs to a deleted Connector", delay=1)
+            # A Connector of this name was deleted and made anew. The garbage collector removes
+            # the old one's children, but only if it saw the deletion: after API server
+            # restarts it may never act. A child being deleted is waited for; one left standing
+            # is taken over by the new Connector (the apply replaces the ownerReference the
+            # operator itself set), as if made now.
+            if found.get("metadata", {}).get("deletionTimestamp"):
+                raise Retry(f"{kind} {name} is being deleted with a deleted Connector", delay=1)
+            log.info(
+                "%s %s was left by a deleted Connector of this name: taking it over", kind, name
+            )
+            return None
         raise ChildConflictError(
             f"{kind} {name!r} exists and is not owned by this Connector (owner: "
             f"{_owner_name(found)}); rename or delete it, the Connector proceeds once the name "

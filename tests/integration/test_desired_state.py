@@ -309,3 +309,42 @@ def test_a_childs_name_taken_by_another_object_is_left_alone(
     assert [p.port for p in service.spec.ports] == [80] and not service.metadata.owner_references
     connectors.kubectl("delete", "service", "connector-taken")
     connectors.wait_phase("taken", "Running")
+
+
+@pytest.mark.skipif(BACKEND != "local", reason="pauses the local control plane's garbage collector")
+def test_children_left_by_a_deleted_connector_of_the_same_name_are_taken_over(
+    operator: Operator, connectors: Connectors, cluster: Cluster
+) -> None:
+    """A Connector deleted and applied again while the garbage collector does not act (paused
+    here; after API server restarts it may never act): the new Connector takes over the
+    children the old one left, instead of waiting for them forever, and the garbage collector,
+    once it acts, leaves them to it."""
+    connectors.apply(connector("again"))
+    connectors.wait_phase("again", "Running")
+    left = connectors.deployment("again")
+    assert left is not None and cluster.plane is not None
+    manager = cluster.plane.components["kube-controller-manager"].process
+    assert manager is not None
+    os.kill(manager.pid, signal.SIGSTOP)
+    try:
+        connectors.kubectl("delete", "connector", "again", "--wait=true")
+        connectors.apply(connector("again"))
+        uid = connectors.get("again")["metadata"]["uid"]
+
+        def owners() -> set[str]:
+            return {
+                connectors.kubectl(
+                    "get", kind, "connector-again", "-o",
+                    "jsonpath={.metadata.ownerReferences[*].uid}",
+                ).strip()
+                for kind in ("deployment", "service")
+            }  # fmt: skip
+
+        eventually(lambda: owners() == {uid}, what="the left children to belong to the new one")
+    finally:
+        os.kill(manager.pid, signal.SIGCONT)
+    connectors.wait_phase("again", "Running", timeout=120)
+    settle(5)  # the garbage collector catches up with the deletion
+    kept = connectors.deployment("again")
+    assert kept is not None and kept.metadata.uid == left.metadata.uid, "taken over, not remade"
+    assert owners() == {uid}
