@@ -27,6 +27,9 @@ TIMEOUT = (5, 30)  # connect, read (seconds): no call waits for ever
 WATCH_SLACK = 30  # seconds a watch may stay silent beyond its timeoutSeconds
 
 
+WATCH_BUFFER = 16  # watch lines read ahead of the consumer
+
+
 class NotFoundError(Exception):
     """The object does not exist."""
 
@@ -166,11 +169,11 @@ class Kube:
         """The events of one WATCH request, until the server ends it.
 
         The stream is read by a thread of its own (a watch blocks for minutes; it must not hold
-        one of the loop's executor threads) and handed to the loop line by line.
+        one of the loop's executor threads) and handed to the loop line by line, at most
+        WATCH_BUFFER lines ahead of the consumer: a busy loop makes the thread wait (and TCP
+        hold the rest), rather than letting events of large objects pile up in memory.
         """
         seconds = next((int(v) for k, v in query if k == "timeoutSeconds"), 300)
-        loop = asyncio.get_running_loop()
-        lines: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
 
         def open_stream() -> Any:
             method_, url, headers, _, _ = self.api.param_serialize(
@@ -189,24 +192,6 @@ class Kube:
                 raise _status_error(response.status, response.response.data, "WATCH", path)
             return response
 
-        def hand_over(item: bytes | BaseException | None) -> None:
-            # A loop that has closed raises RuntimeError: nobody is listening any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(lines.put_nowait, item)
-
-        def pump(response: Any) -> None:
-            buffer = b""
-            try:
-                for chunk in response.response.stream(65536, decode_content=True):
-                    buffer += chunk
-                    while b"\n" in buffer:
-                        line, buffer = buffer.split(b"\n", 1)
-                        hand_over(line)
-            except BaseException as error:
-                hand_over(error)
-            finally:
-                hand_over(None)
-
         try:
             response = await asyncio.to_thread(open_stream)
         except _GoneError:
@@ -216,19 +201,17 @@ class Kube:
             raise _status_error(error.status or 0, error.body, "WATCH", path) from None
         except (OSError, urllib3.exceptions.HTTPError) as error:
             raise TransientError(f"WATCH {path}: {error}") from None
-        threading.Thread(target=pump, args=(response,), name=f"watch {path}", daemon=True).start()
+        pump = _Pump(asyncio.get_running_loop(), response.response)
+        threading.Thread(target=pump.run, name=f"watch {path}", daemon=True).start()
         try:
-            while (item := await lines.get()) is not None:
+            while (item := await pump.lines.get()) is not None:
                 if isinstance(item, BaseException):
                     raise TransientError(f"WATCH {path}: {item}")
+                pump.slots.release()
                 if item.strip():
                     yield json.loads(item)
         finally:
-            # Ends the pump thread's blocked read, if it still runs: close() alone would wait
-            # for the lock that read holds, until the next event arrives.
-            with contextlib.suppress(Exception):
-                response.response.shutdown()
-            response.response.close()
+            pump.close()
 
     async def create(
         self, collection: str, body: Mapping[str, Any], kind: str, *, fenced: bool = True
@@ -323,6 +306,46 @@ class Kube:
             # An event is a courtesy: losing one (even a refused one) must not fail the
             # reconcile whose status was written already.
             log.warning("could not post event %s: %s", reason, error)
+
+
+class _Pump:
+    """Reads one WATCH response line by line in a thread of its own, at most WATCH_BUFFER lines
+    ahead of the loop that consumes `lines` (and releases a slot per line)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, response: Any) -> None:
+        self.loop, self.response = loop, response
+        self.lines: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        self.slots = threading.Semaphore(WATCH_BUFFER)
+        self.done = threading.Event()
+
+    def _hand_over(self, item: bytes | BaseException | None) -> None:
+        # A loop that has closed raises RuntimeError: nobody is listening any more.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.lines.put_nowait, item)
+
+    def run(self) -> None:
+        buffer = b""
+        try:
+            for chunk in self.response.stream(65536, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    while not self.slots.acquire(timeout=1):
+                        if self.done.is_set():
+                            return
+                    self._hand_over(line)
+        except BaseException as error:
+            self._hand_over(error)
+        finally:
+            self._hand_over(None)
+
+    def close(self) -> None:
+        """Ends the thread: its blocked read (close() alone would wait for the lock that read
+        holds, until the next event arrives), or its wait for a slot."""
+        self.done.set()
+        with contextlib.suppress(Exception):
+            self.response.shutdown()
+        self.response.close()
 
 
 class _GoneError(Exception):

@@ -85,6 +85,15 @@ spec:
 """
     connectors.cluster.kubectl("apply", "-f", "-", stdin=policy)
 
+    def in_effect() -> bool:  # the API server loads a policy a moment after it is made
+        out = connectors.kubectl(
+            "run", "policy-probe", "--image=none", "--dry-run=server",
+            f"--labels=app.kubernetes.io/component={component}", check=False,
+        )  # fmt: skip
+        return "created" not in out
+
+    eventually(in_effect, what=f"the policy against {component} pods to be in effect")
+
     def undo() -> None:
         connectors.cluster.kubectl("delete", "validatingadmissionpolicybinding", name)
         connectors.cluster.kubectl("delete", "validatingadmissionpolicy", name)
@@ -212,6 +221,12 @@ def test_stop_and_start_drive_both_planes(
     connectors.annotate("both", "start")
     connectors.wait_phase("both", "Running", timeout=120)
     assert [plane(connectors, "both", p).spec.replicas for p in (CP, DP)] == [1, 1]  # type: ignore[union-attr]
+    # fail stops driving both: a hand edit of either plane stays while the Connector is Failed.
+    connectors.annotate("both", "fail")
+    connectors.wait_phase("both", "Failed", timeout=60)
+    connectors.kubectl("scale", "deployment", "edc-both-dp", "--replicas=0")
+    settle(3)
+    assert plane(connectors, "both", DP).spec.replicas == 0  # type: ignore[union-attr]
 
 
 def test_a_stuck_data_plane_makes_the_connector_failed_and_says_which(
