@@ -43,8 +43,7 @@ PROFILES = ("edc", "generic")
 
 @dataclass(frozen=True)
 class OperatorConfig:
-    profile: str = "generic"
-    edc: EdcSettings | None = None  # set exactly when profile is "edc"
+    edc: EdcSettings | None = None  # the edc profile's settings; None: the generic profile
     image: str = DEFAULT_IMAGE
     image_pull_policy: str = "IfNotPresent"
     ports: tuple[Port, ...] = ()
@@ -75,6 +74,10 @@ class OperatorConfig:
     watch_grace_seconds: int = 60
     # The Secret, in lease_namespace (the operator's own), that holds the key of config hashes.
     hash_key_secret: str = "connector-operator-hash-key"  # noqa: S105 -- a name, not a secret
+
+    @property
+    def profile(self) -> str:
+        return "generic" if self.edc is None else "edc"
 
     def fingerprint(self) -> dict[str, Any]:
         """What of this configuration shapes a Connector's pod (part of its config hash)."""
@@ -229,7 +232,6 @@ def from_env(env: Mapping[str, str]) -> OperatorConfig:
         raise ConfigError(f"{PREFIX}METRICS_PORT and {PREFIX}HEALTH_PORT must differ")
     lease = _lease_timing(env, defaults)
     return OperatorConfig(
-        profile=profile,
         edc=edc,
         image=env.get(PREFIX + "IMAGE") or defaults.image,
         image_pull_policy=env.get(PREFIX + "IMAGE_PULL_POLICY") or defaults.image_pull_policy,

@@ -40,9 +40,6 @@ class Inputs:
 
 class Profile(Protocol):
     @property
-    def name(self) -> str: ...
-
-    @property
     def planes(self) -> tuple[str, ...]:
         """The Deployments, in start order."""
 
@@ -68,8 +65,6 @@ class Profile(Protocol):
 
     def vault_entries(self, inputs: Inputs) -> dict[str, str] | None: ...
 
-    def vault_folder(self, namespace: str, name: str) -> str | None: ...
-
 
 @dataclass(frozen=True)
 class Generic:
@@ -77,7 +72,6 @@ class Generic:
 
     operator: OperatorConfig
     hash_key: bytes
-    name: str = "generic"
     planes: tuple[str, ...] = ("connector",)
     gates: Mapping[str, str] = field(default_factory=dict)
     unique_names: bool = False
@@ -115,9 +109,6 @@ class Generic:
     def vault_entries(self, inputs: Inputs) -> dict[str, str] | None:
         return None
 
-    def vault_folder(self, namespace: str, name: str) -> str | None:
-        return None
-
 
 @dataclass(frozen=True)
 class Edc:
@@ -131,7 +122,6 @@ class Edc:
     settings: EdcSettings
     platform: Mapping[str, str]
     hash_key: bytes
-    name: str = "edc"
     planes: tuple[str, ...] = edc.PLANES
     gates: Mapping[str, str] = field(default_factory=lambda: {edc.DATAPLANE: edc.CONTROLPLANE})
     unique_names: bool = True  # the DID and the public routes hold the name alone
@@ -185,9 +175,6 @@ class Edc:
 
     def vault_entries(self, inputs: Inputs) -> dict[str, str] | None:
         return entries(inputs.connector.spec.storage_type, inputs.credentials, inputs.keys)
-
-    def vault_folder(self, namespace: str, name: str) -> str | None:
-        return f"{self.settings.vault_folder}/{namespace}/{name}"
 
 
 def _values(inputs: Inputs) -> dict[tuple[str, str], str]:

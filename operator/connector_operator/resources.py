@@ -154,6 +154,38 @@ def secret(connector: Connector, key: bytes) -> dict[str, Any] | None:
     )
 
 
+def restricted_container() -> dict[str, Any]:
+    """The restricted security of every connector container, and its writable /tmp."""
+    return {
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+        },
+        # A read-only root file system still needs somewhere to write temporary files.
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 -- an emptyDir
+    }
+
+
+def restricted_pod(container: Mapping[str, Any], run_as: int) -> dict[str, Any]:
+    """A pod spec of one container, as non-root `run_as`, without a ServiceAccount token, with
+    the emptyDir that `restricted_container` mounts at /tmp."""
+    return {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": run_as,
+            "runAsGroup": run_as,
+            "fsGroup": run_as,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [dict(container)],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+    }
+
+
 def _probe(probe: Probe | None) -> dict[str, Any] | None:
     if probe is None:
         return None
@@ -192,14 +224,7 @@ def deployment(
         "imagePullPolicy": operator.image_pull_policy,
         "env": _env(connector),
         "resources": dict(operator.resources),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-        },
-        # A read-only root file system still needs somewhere to write temporary files.
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 -- an emptyDir mount
+        **restricted_container(),
     }
     if operator.ports:
         container["ports"] = [
@@ -227,19 +252,7 @@ def deployment(
                         "labels": labels(name),
                         "annotations": {CONFIG_HASH_ANNOTATION: hash_},
                     },
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "enableServiceLinks": False,
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "runAsUser": RUN_AS,
-                            "runAsGroup": RUN_AS,
-                            "fsGroup": RUN_AS,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
-                        "containers": [container],
-                        "volumes": [{"name": "tmp", "emptyDir": {}}],
-                    },
+                    "spec": restricted_pod(container, RUN_AS),
                 },
             },
         }

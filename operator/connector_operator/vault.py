@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from connector_operator.edc.manifests import vault_folder
 from connector_operator.informer import Key
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class Folders:
         self._converged: dict[Key, tuple[str, float]] = {}
 
     def folder(self, key: Key) -> str:
-        return f"{self.prefix}/{key[0]}/{key[1]}"
+        return vault_folder(self.prefix, *key)
 
     async def _managed(self, folder: str) -> set[str]:
         raw = await self.vault.read(f"{folder}/{MANAGED}")

@@ -11,6 +11,7 @@ import pytest
 from connector_operator.config import ConfigError, OperatorConfig, from_env
 from connector_operator.edc import keys
 from connector_operator.edc.identity import bpn_of, identity_of, schema_of
+from connector_operator.edc.manifests import ingress
 from connector_operator.edc.settings import EdcSettings
 from connector_operator.edc.vault_entries import entries
 from connector_operator.models import Connector, ConnectorStatus, Phase, StorageType
@@ -213,9 +214,7 @@ def s3_connector(**config: str) -> Connector:
 
 def plane_hashes(connector: Connector, **platform: str) -> dict[str, str]:
     edc = settings()
-    profile = Edc(
-        OperatorConfig(profile="edc", edc=edc), edc, {"vault-token": "t", **platform}, b"k" * 32
-    )
+    profile = Edc(OperatorConfig(edc=edc), edc, {"vault-token": "t", **platform}, b"k" * 32)
     values = connector.spec.inline_credentials()
     inputs = Inputs(connector, values, credentials_digest(values), profile.keys(dict(KEYS)))
     return profile.hashes(inputs)
@@ -284,3 +283,15 @@ class TestTwoPlanes:
         failing = Observed({"controlplane": state(1), "dataplane": stuck}, 2)
         plan = decide(ConnectorStatus(), None, desired, failing)
         assert plan.phase is Phase.FAILED and "data plane" in plan.message
+
+
+class TestIngress:
+    def test_the_public_host_gets_tls_when_a_secret_is_named(self) -> None:
+        connector = s3_connector()
+        assert ingress(connector, settings()) is None  # no ingress class: no Ingress
+        routed = ingress(connector, settings(EDC_INGRESS_CLASS="nginx"))
+        assert routed is not None and "tls" not in routed["spec"]
+        tls = {"EDC_INGRESS_CLASS": "nginx", "EDC_INGRESS_TLS_SECRET": "dsp-tls"}
+        secured = ingress(connector, settings(**tls))
+        assert secured is not None
+        assert secured["spec"]["tls"] == [{"hosts": ["dsp.example.com"], "secretName": "dsp-tls"}]

@@ -96,7 +96,9 @@ def _shared(connector: Connector, settings: EdcSettings, identity: Identity) -> 
         "EDC_VAULT_HASHICORP_HEALTH_CHECK_STANDBY_OK": "false",
         "EDC_VAULT_HASHICORP_API_SECRET_PATH": settings.vault_secret_path,
         "EDC_VAULT_HASHICORP_API_HEALTH_CHECK_PATH": "/v1/sys/health",
-        "EDC_VAULT_HASHICORP_FOLDER": vault_folder(connector, settings),
+        "EDC_VAULT_HASHICORP_FOLDER": vault_folder(
+            settings.vault_folder, connector.metadata.namespace, connector.metadata.name
+        ),
     }
     return env
 
@@ -109,16 +111,17 @@ def datasource_url(connector: Connector, settings: EdcSettings) -> str:
     return f"{settings.datasource_url}?currentSchema={schema}"
 
 
-def vault_folder(connector: Connector, settings: EdcSettings) -> str:
-    return f"{settings.vault_folder}/{connector.metadata.namespace}/{connector.metadata.name}"
+def vault_folder(prefix: str, namespace: str, name: str) -> str:
+    """A Connector's vault folder, as the operator writes it and the runtime reads it."""
+    return f"{prefix}/{namespace}/{name}"
 
 
-def _shared_secrets() -> dict[str, str]:
-    return {
-        "EDC_DATASOURCE_DEFAULT_USER": DB_USER,
-        "EDC_DATASOURCE_DEFAULT_PASSWORD": DB_PASSWORD,
-        "EDC_VAULT_HASHICORP_TOKEN": VAULT_TOKEN,
-    }
+# Env of both planes from the keys Secret's copies of the installation's secrets.
+SHARED_SECRETS = {
+    "EDC_DATASOURCE_DEFAULT_USER": DB_USER,
+    "EDC_DATASOURCE_DEFAULT_PASSWORD": DB_PASSWORD,
+    "EDC_VAULT_HASHICORP_TOKEN": VAULT_TOKEN,
+}
 
 
 def controlplane_env(
@@ -140,7 +143,7 @@ def controlplane_env(
         + release.api(CONTROLPLANE, "protocol").path,
         **_shared(connector, settings, identity),
     }
-    secrets = {"WEB_HTTP_MANAGEMENT_AUTH_KEY": MANAGEMENT_KEY, **_shared_secrets()}
+    secrets = {"WEB_HTTP_MANAGEMENT_AUTH_KEY": MANAGEMENT_KEY, **SHARED_SECRETS}
     if settings.catalog and release.catalog:
         secrets["WEB_HTTP_CATALOG_AUTH_KEY"] = CATALOG_KEY
     return _literal(literal) + _from_secret(keys_secret_name(connector.metadata.name), secrets)
@@ -188,7 +191,7 @@ def dataplane_env(
         **_shared(connector, settings, identity),
         **storage,
     }
-    keys = {"TX_EDC_DPF_CONSUMER_PROXY_AUTH_APIKEY": PROXY_KEY, **_shared_secrets()}
+    keys = {"TX_EDC_DPF_CONSUMER_PROXY_AUTH_APIKEY": PROXY_KEY, **SHARED_SECRETS}
     env = _literal(literal) + _from_secret(keys_secret_name(connector.metadata.name), keys)
     credentials = resources.credentials_secret_name(connector)
     if storage_secrets and credentials is not None:
@@ -232,13 +235,7 @@ def _container(
         "resources": dict(operator.resources),
         "readinessProbe": probe(probes.readiness),
         "livenessProbe": probe(probes.liveness),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-        },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 -- an emptyDir
+        **resources.restricted_container(),
     }
 
 
@@ -256,7 +253,6 @@ def deployment(
     container = _container(connector, settings, operator, plane)
     build_env = controlplane_env if plane == CONTROLPLANE else dataplane_env
     container["env"] = build_env(connector, settings, identity)
-    run_as = settings.release.run_as
     pod_labels = resources.labels(name) | {resources.COMPONENT_LABEL: plane}
     return {
         "apiVersion": "apps/v1",
@@ -270,19 +266,7 @@ def deployment(
             "revisionHistoryLimit": 3,
             "template": {
                 "metadata": {"labels": pod_labels, "annotations": {}},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": run_as,
-                        "runAsGroup": run_as,
-                        "fsGroup": run_as,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
-                },
+                "spec": resources.restricted_pod(container, settings.release.run_as),
             },
         },
     }
