@@ -31,6 +31,10 @@ install: $(VENV)/.installed ## Create .venv with the operator and its dev tools
 run: install ## Run the operator: current kube context, else the local control plane
 	@hack/run.sh
 
+.PHONY: gateway
+gateway: install ## Run the REST gateway on 127.0.0.1:8443/api/v1 (after make run)
+	@hack/gateway.sh
+
 .PHONY: test
 TEST_WORKERS ?= 2
 test: install lint cluster-build edc-build ## Run the whole suite: lint, unit and integration tests

@@ -7,7 +7,8 @@ Measures, on one fresh control plane:
 - idle: writes during a quiet period after convergence (must be 0);
 - restart: writes and time for a restarted operator to confirm N converged Connectors;
 - latency: annotate stop -> Stopped, and start -> Running, for one Connector among N;
-- the control plane's peak memory (each component's VmHWM) over the whole run.
+- the control plane's peak memory (each component's VmHWM) over the whole run;
+- the REST gateway: GET /connectors with 1,000 Connectors (tests/bench_gateway.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 
 import controlplane  # noqa: E402 -- lives beside the go.mod files, not in a package
+
+from tests.bench_gateway import GatewayBench  # noqa: E402 -- after the path above
 
 free_port = controlplane.free_port
 
@@ -181,13 +184,19 @@ class Bench:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--connectors", type=int, default=40)
+    parser.add_argument("--gateway-connectors", type=int, default=1000)
+    parser.add_argument("--only", choices=["operator", "gateway"], default=None)
     args = parser.parse_args()
+    result: dict[str, Any] = {}
     with controlplane.running() as plane:
-        bench = Bench(plane, args.connectors)
-        try:
-            result = bench.run()
-        finally:
-            bench.stop_operator()
+        if args.only != "gateway":
+            bench = Bench(plane, args.connectors)
+            try:
+                result = bench.run()
+            finally:
+                bench.stop_operator()
+        if args.only != "operator":
+            result["gateway"] = GatewayBench(plane, args.gateway_connectors).run()
     print(json.dumps(result, indent=2))
     return 0
 

@@ -55,6 +55,11 @@ async def run(cfg: OperatorConfig) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["gateway"]:
+        from connector_operator.gateway.main import main as gateway  # noqa: PLC0415 -- its own deps
+
+        gateway()
+        return
     try:
         cfg = from_env(os.environ)
     except ConfigError as error:

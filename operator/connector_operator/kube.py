@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 FIELD_MANAGER = "connector-operator"
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+REVIEWS = {
+    "TokenReview": "/apis/authentication.k8s.io/v1/tokenreviews",
+    "SubjectAccessReview": "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+}
 TIMEOUT = (5, 30)  # connect, read (seconds): no call waits for ever
 WATCH_SLACK = 30  # seconds a watch may stay silent beyond its timeoutSeconds
 
@@ -265,6 +270,28 @@ class Kube:
             content_type=MERGE,
         )
 
+    async def review(self, kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """The status of a TokenReview or SubjectAccessReview of `spec` (nothing is stored)."""
+        group_version = REVIEWS[kind].split("/")[2:4]
+        body = {"apiVersion": "/".join(group_version), "kind": kind, "spec": spec}
+        result = await self._call("POST", REVIEWS[kind], body=body)
+        status: dict[str, Any] = result.get("status") or {}
+        return status
+
+    async def patch_connector(
+        self, namespace: str, name: str, patch: object, content_type: str = MERGE
+    ) -> dict[str, Any]:
+        """A merge patch (or a JSON patch: a list of operations) of a Connector's main resource."""
+        return await self._write(
+            "patch", "Connector", "PATCH", connector_path(namespace, name),
+            body=patch, content_type=content_type, fenced=False,
+        )  # fmt: skip
+
+    async def delete_connector(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self._write(
+            "delete", "Connector", "DELETE", connector_path(namespace, name), fenced=False
+        )
+
     async def post_event(
         self,
         involved: Mapping[str, Any],
@@ -364,16 +391,24 @@ def _version() -> str:
 class ApiError(Exception):
     """The API server refused a request for a reason a retry does not fix (4xx)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, fields: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.status = status
+        self.fields = fields  # of a 422: the fields the API server refused, by path
+
+
+def _fields(answer: object) -> tuple[str, ...]:
+    details = answer.get("details") if isinstance(answer, dict) else None
+    causes = details.get("causes") if isinstance(details, dict) else None
+    return tuple(str(c["field"]) for c in causes or () if isinstance(c, dict) and c.get("field"))
 
 
 def _status_error(status: int, raw: bytes | str | None, method: str, path: str) -> Exception:
     try:
-        detail = str(json.loads(raw or "{}").get("message", ""))
+        answer = json.loads(raw or "{}")
+        detail = str(answer.get("message", ""))
     except (ValueError, AttributeError):
-        detail = ""
+        answer, detail = {}, ""
     text = f"{method} {path}: {status} {detail}".rstrip()
     if status == 404:
         return NotFoundError(text)
@@ -381,4 +416,4 @@ def _status_error(status: int, raw: bytes | str | None, method: str, path: str) 
         return ConflictError(text)
     if status in (0, 429) or status >= 500:
         return TransientError(text)
-    return ApiError(status, text)
+    return ApiError(status, text, _fields(answer))

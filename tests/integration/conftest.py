@@ -26,6 +26,14 @@ from kubernetes import client
 from tests.conftest import ROOT, Cluster, controlplane
 from tests.edc.installation import DB_PASSWORD, DB_USER, EdcInstallation, edc_env
 from tests.edc.vault import Vault
+from tests.integration.gateway import (
+    GATEWAY_NAMESPACE,
+    GATEWAY_SA,
+    Gateway,
+    Tenant,
+    gateway_rbac,
+    make_tenant,
+)
 from tests.support import eventually
 
 OPERATOR_NAMESPACE = "connector-operator-system"
@@ -352,3 +360,50 @@ def edc_operator(
         return start_operator(**{**edc.env, **env})
 
     return start
+
+
+@pytest.fixture(scope="session")
+def gateway_kubeconfig(
+    cluster: Cluster, api: client.ApiClient, crd: None, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A kubeconfig with a token of the gateway's ServiceAccount, bound by
+    deploy/gateway/rbac.yaml (so every gateway test also proves that RBAC is enough)."""
+    gateway_rbac(cluster)
+    path = tmp_path_factory.mktemp("gateway") / "kubeconfig"
+    return service_account_kubeconfig(cluster, api, GATEWAY_NAMESPACE, GATEWAY_SA, path)
+
+
+@pytest.fixture
+def start_gateway(gateway_kubeconfig: Path, tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
+    """Starts gateways (settings as keyword arguments); all are stopped after the test."""
+    started: list[Gateway] = []
+
+    def start(prefix: str = "/api/v1", **env: str) -> Gateway:
+        log = tmp_path / f"gateway-{len(started) + 1}.log"
+        gateway = Gateway(gateway_kubeconfig, log, free_port(), prefix, env)
+        started.append(gateway)
+        return gateway.start()
+
+    yield start
+    for gateway in started:
+        gateway.stop()
+
+
+@pytest.fixture
+def gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
+    return start_gateway()
+
+
+@pytest.fixture
+def tenants(
+    cluster: Cluster, api: client.ApiClient, namespace: str
+) -> Iterator[tuple[Tenant, Tenant]]:
+    """Two tenant namespaces (the test's, and one more), each with an editor, a viewer and an
+    account without a binding."""
+    core = client.CoreV1Api(api)
+    other = f"{namespace}-b"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
+    try:
+        yield make_tenant(cluster, api, namespace), make_tenant(cluster, api, other)
+    finally:
+        core.delete_namespace(other)

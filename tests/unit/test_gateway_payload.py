@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from connector_operator.gateway.payload import PayloadError, entry, manifest, spec_of
+from connector_operator.gateway.payload import PayloadError, entry, manifest, slim, spec_of
 from connector_operator.models import SPEC_RULES, Connector, StorageType
 
 S3 = {
@@ -100,17 +100,33 @@ def stored(payload: dict[str, Any], phase: str | None) -> dict[str, Any]:
     return body
 
 
+def shown(body: dict[str, Any], bpn: str | None = None) -> dict[str, Any]:
+    """The entry as the gateway sends it."""
+    return entry(body, bpn).model_dump(mode="json", exclude_none=True)
+
+
 def test_an_entry_shows_the_dashboards_fields_and_no_credential() -> None:
-    assert entry(stored(S3, "Running"), "BPNL000000000001") == {
+    assert shown(stored(S3, "Running"), "BPNL000000000001") == {
         "status": "RUNNING", "storageType": "AmazonS3", "bpn": "BPNL000000000001",
         "bucketName": "orders", "region": "eu-central-1",
     }  # fmt: skip
-    assert entry(stored(AZURE, "Restarting")) == {
+    assert shown(stored(AZURE, "Restarting")) == {
         "status": "RESTARTING", "storageType": "AzureStorage",
         "region": "westeurope", "azureContainerName": "reports",
     }  # fmt: skip
-    shown = json.dumps([entry(stored(p, "Failed")) for p in (S3, AZURE)])
-    assert not any(secret in shown for secret in SECRETS)
+    text = json.dumps([shown(stored(p, "Failed")) for p in (S3, AZURE)])
+    assert not any(secret in text for secret in SECRETS)
+
+
+@pytest.mark.parametrize("payload", [HTTP, S3, AZURE], ids=["HttpData", "AmazonS3", "AzureStorage"])
+def test_what_the_gateway_keeps_has_no_credential_and_the_same_entry(
+    payload: dict[str, Any],
+) -> None:
+    body = {**stored(payload, "Running"), "metadata": {"name": "orders", "namespace": "ns"}}
+    kept = slim(body)
+    assert not any(secret in json.dumps(kept) for secret in SECRETS)
+    assert slim(kept) == kept  # a cache transform must be idempotent
+    assert shown(kept) == shown(body)
 
 
 @pytest.mark.parametrize(
@@ -119,4 +135,4 @@ def test_an_entry_shows_the_dashboards_fields_and_no_credential() -> None:
      ("Stopping", "STOPPING"), ("Stopped", "STOPPED"), ("Failed", "FAILED")],
 )  # fmt: skip
 def test_the_platforms_words_for_each_phase(phase: str | None, word: str) -> None:
-    assert entry(stored(HTTP, phase))["status"] == word
+    assert shown(stored(HTTP, phase))["status"] == word

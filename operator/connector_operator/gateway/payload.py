@@ -13,10 +13,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from connector_operator.gateway.schemas import ConnectorEntry, PlatformStatus
 from connector_operator.models import (
     API_VERSION,
     KIND,
     NAME_MESSAGE,
+    OPTIONAL_FIELDS,
+    REQUIRED_FIELDS,
     SPEC_RULES,
     ConnectorSpec,
     Phase,
@@ -27,13 +30,15 @@ from connector_operator.models import (
 
 # What the platform's clients read in `status`.
 PLATFORM_STATUS = {
-    Phase.STARTING: "STARTING",
-    Phase.RUNNING: "RUNNING",
-    Phase.RESTARTING: "RESTARTING",
-    Phase.STOPPING: "STOPPING",
-    Phase.STOPPED: "STOPPED",
-    Phase.FAILED: "FAILED",
+    Phase.STARTING: PlatformStatus.STARTING,
+    Phase.RUNNING: PlatformStatus.RUNNING,
+    Phase.RESTARTING: PlatformStatus.RESTARTING,
+    Phase.STOPPING: PlatformStatus.STOPPING,
+    Phase.STOPPED: PlatformStatus.STOPPED,
+    Phase.FAILED: PlatformStatus.FAILED,
 }
+# The storage_config fields that are not credentials, of any storage type.
+SHOWN_FIELDS = frozenset(f for t in StorageType for f in REQUIRED_FIELDS[t] + OPTIONAL_FIELDS[t])
 
 
 @dataclass(frozen=True)
@@ -84,12 +89,17 @@ def spec_of(payload: object) -> ConnectorSpec:
     return ConnectorSpec(storage_type=storage_type, storage_config=config)
 
 
-def manifest(name: str, payload: object) -> dict[str, Any]:
-    """The Connector a POST or PUT of `payload` to /connectors/`name` makes."""
+def check_name(name: str) -> None:
+    """PayloadError unless `name` is a valid Connector name (admission's rule and message)."""
     try:
         validate_name(name)
     except ValueError:
         raise PayloadError([FieldError("name", NAME_MESSAGE)]) from None
+
+
+def manifest(name: str, payload: object) -> dict[str, Any]:
+    """The Connector a POST or PUT of `payload` to /connectors/`name` makes."""
+    check_name(name)
     if not isinstance(payload, Mapping):
         raise PayloadError([FieldError("body", "must be a JSON object")])
     spec_of(payload)  # the payload is valid: it becomes the spec verbatim
@@ -104,24 +114,51 @@ def manifest(name: str, payload: object) -> dict[str, Any]:
     }
 
 
-def status_of(body: Mapping[str, Any]) -> str:
-    """The platform's word for where a Connector stands (STARTING until first reconciled)."""
+def slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the gateway keeps of a Connector: enough for its entry, never a credential (the
+    spec holds them when given inline). Idempotent, as a cache's transform must be."""
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    status = body.get("status") or {}
+    config = spec.get("storage_config") or {}
+    return {
+        "apiVersion": body.get("apiVersion", API_VERSION),
+        "kind": body.get("kind", KIND),
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "deletionTimestamp")
+            if k in meta
+        },
+        "spec": {
+            "storage_type": spec.get("storage_type"),
+            "storage_config": {k: v for k, v in config.items() if k in SHOWN_FIELDS},
+        },
+        "status": {k: status[k] for k in ("phase", "message") if k in status},
+    }
+
+
+def status_of(body: Mapping[str, Any]) -> PlatformStatus:
+    """The platform's word for where a Connector stands (STARTING until first reconciled,
+    STOPPING once deleted while its finalizer runs)."""
+    if (body.get("metadata") or {}).get("deletionTimestamp"):
+        return PlatformStatus.STOPPING
     phase = (body.get("status") or {}).get("phase")
     try:
         return PLATFORM_STATUS[Phase(str(phase))]
     except ValueError:
-        return PLATFORM_STATUS[Phase.STARTING]
+        return PlatformStatus.STARTING
 
 
-def entry(body: Mapping[str, Any], bpn: str | None = None) -> dict[str, Any]:
+def entry(body: Mapping[str, Any], bpn: str | None = None) -> ConnectorEntry:
     """One Connector as the platform's dashboard reads it: never a credential."""
-    spec = ConnectorSpec.model_validate(body.get("spec") or {})
-    config = spec.non_secret_fields()
-    shown: dict[str, Any] = {"status": status_of(body), "storageType": spec.storage_type.value}
-    if bpn is not None:
-        shown["bpn"] = bpn
-    for field, key in (("bucket_name", "bucketName"), ("region", "region"),
-                       ("container_name", "azureContainerName")):  # fmt: skip
-        if field in config:
-            shown[key] = config[field]
-    return shown
+    spec = body.get("spec") or {}
+    config = spec.get("storage_config") or {}
+    return ConnectorEntry(
+        status=status_of(body),
+        storage_type=StorageType(str(spec.get("storage_type"))),
+        bpn=bpn,
+        bucket_name=config.get("bucket_name"),
+        region=config.get("region"),
+        azure_container_name=config.get("container_name"),
+        message=(body.get("status") or {}).get("message"),
+    )

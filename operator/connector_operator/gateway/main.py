@@ -1,0 +1,68 @@
+"""`connector-operator gateway`: settings, the API client, the watch cache, then the server."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import socket
+import ssl
+import sys
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from connector_operator.gateway.access import Access
+from connector_operator.gateway.app import make_app
+from connector_operator.gateway.routes import Routes
+from connector_operator.gateway.settings import GatewaySettings, GatewaySettingsError, from_env
+from connector_operator.gateway.watchcache import ConnectorView
+from connector_operator.kube import Kube, load_api_client
+
+log = logging.getLogger("connector_operator.gateway")
+
+
+def build(settings: GatewaySettings) -> web.Application:
+    kube = Kube(load_api_client(), f"gateway-{socket.gethostname()}-{os.getpid()}")
+    view = ConnectorView(kube, settings.namespaces, with_bpn=settings.edc_profile)
+    access = Access(kube, settings.tenancy, settings.audiences)
+    app = make_app(Routes(settings, access, view, kube))
+
+    async def watching(_: web.Application) -> AsyncIterator[None]:
+        # Each call makes two reviews, each a blocking client call in a thread: enough threads
+        # that concurrent callers do not queue behind each other.
+        asyncio.get_running_loop().set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(max_workers=32)
+        )
+        view.start()
+        yield
+        await view.stop()
+
+    app.cleanup_ctx.append(watching)
+    return app
+
+
+def main() -> None:
+    try:
+        settings = from_env(os.environ)
+    except GatewaySettingsError as error:
+        print(f"connector-operator gateway: {error}", file=sys.stderr)
+        sys.exit(2)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # The client library logs request bodies at DEBUG, and a TokenReview's body is a token.
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    context = None
+    if settings.tls_cert_file and settings.tls_key_file:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    web.run_app(
+        build(settings),
+        host=settings.host,
+        port=settings.port,
+        ssl_context=context,
+        print=lambda text: log.info("%s", text.strip()),
+    )
