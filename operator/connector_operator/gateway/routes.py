@@ -92,7 +92,8 @@ class Routes:
         caller = await self.authorize(request, op)
         if not self.view.synced():
             raise UnavailableError("the gateway is still loading the Connectors: try again")
-        return answer(self.view.entries(caller.namespace))
+        listing = self.view.listing(caller.namespace)
+        return web.Response(body=listing, content_type=JSON)
 
     # GET /connectors/{name}
     async def get_connector(self, request: web.Request, op: Operation) -> web.Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,7 @@ class ConnectorView:
         self.store = Store(transform=slim)
         self.with_bpn = with_bpn
         self._entries: dict[str, dict[str, Entry]] = {}
+        self._listings: dict[str, bytes] = {}  # each namespace's GET /connectors, as sent
         self._subscribers: dict[str, set[Subscription]] = {}
         base = f"/apis/{GROUP}/{VERSION}"
         scopes: list[str | None] = list(namespaces) or [None]
@@ -81,6 +83,13 @@ class ConnectorView:
     def entries(self, namespace: str) -> dict[str, Entry]:
         return dict(sorted(self._entries.get(namespace, {}).items()))
 
+    def listing(self, namespace: str) -> bytes:
+        """The namespace's entries by name, in JSON: rendered once per change, not per GET."""
+        if (cached := self._listings.get(namespace)) is None:
+            cached = json.dumps(self.entries(namespace)).encode()
+            self._listings[namespace] = cached
+        return cached
+
     def entry(self, namespace: str, name: str) -> Entry | None:
         return self._entries.get(namespace, {}).get(name)
 
@@ -111,6 +120,7 @@ class ConnectorView:
 
     def _on_change(self, old: Object | None, new: Object | None) -> None:
         namespace, name = key_of(new or old or {})
+        self._listings.pop(namespace, None)
         entries = self._entries.setdefault(namespace, {})
         before = entries.get(name)
         if new is None:
