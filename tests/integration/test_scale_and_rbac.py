@@ -34,8 +34,10 @@ from tests.integration.conftest import (
     service_account_kubeconfig,
     settle,
 )
+from tests.integration.gateway import GATEWAY_NAMESPACE, GATEWAY_SA, Gateway, Tenant
 from tests.support import eventually
 
+GATEWAY_USER = f"system:serviceaccount:{GATEWAY_NAMESPACE}:{GATEWAY_SA}"
 pytestmark = pytest.mark.cluster
 reads_audit_log = pytest.mark.skipif(
     BACKEND != "local", reason="reads the local control plane's audit log"
@@ -59,11 +61,11 @@ Permission = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 @pytest.fixture(scope="module")
 def audited_reads(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The local control plane's audit policy records writes only. For this module's tests the
-    API server runs with the same policy plus every request of the operator's user (reads
-    included, at Metadata level); the usual policy is restored afterwards."""
+    API server runs with the same policy plus every request of the operator's and the gateway's
+    users (reads included, at Metadata level); the usual policy is restored afterwards."""
     plane = cluster.plane
     assert plane is not None
-    rule = f'  - level: Metadata\n    users: ["{OPERATOR_USER}"]\n'
+    rule = f'  - level: Metadata\n    users: ["{OPERATOR_USER}", "{GATEWAY_USER}"]\n'
     policy = controlplane.AUDIT_POLICY.replace("rules:\n", "rules:\n" + rule, 1)
     assert policy != controlplane.AUDIT_POLICY, "no rules: list to extend"
     path = tmp_path_factory.mktemp("audit") / "audit-policy.yaml"
@@ -369,6 +371,31 @@ def test_unrelated_secrets_do_not_grow_the_operator(
     assert any("continue=" in uri for uri in lists), "1,001 Secrets span more than one page"
 
 
+def _used(
+    window: AuditWindow, user: str
+) -> tuple[set[Permission], list[str], list[str], list[str]]:
+    """The permissions `user` used in the window, read from the audit log (see the operator's
+    test below for what counts), with the refused requests, the discovery requests and the
+    resources created by server-side apply."""
+    used: set[Permission] = set()
+    refused, discovery, applied_new = [], [], []
+    for entry in window.requests(user):
+        code = entry["responseStatus"]["code"]
+        if "objectRef" not in entry:
+            discovery.append(entry["requestURI"])
+            continue
+        if code == 403:
+            refused.append(f"{entry['verb']} {entry['requestURI']}")
+        if code == 403 or code >= 500:
+            continue  # a 404 or 409 was authorized: the permission was used
+        verbs = {entry["verb"]}
+        if (entry["verb"], code) == ("patch", 201):  # a server-side apply that created
+            verbs.add("create")
+            applied_new.append(_resource(entry))
+        used |= {(entry["objectRef"].get("apiGroup", ""), _resource(entry), v) for v in verbs}
+    return used, refused, discovery, applied_new
+
+
 @reads_audit_log
 def test_rbac_grants_exactly_the_verbs_the_operator_uses(
     audited_reads: None,
@@ -429,22 +456,7 @@ def test_rbac_grants_exactly_the_verbs_the_operator_uses(
     settle(3)  # a Lease renewal (every 2s) at the least
     op.stop()
 
-    used: set[Permission] = set()
-    refused, discovery, applied_new = [], [], []
-    for entry in window.requests(OPERATOR_USER):
-        code = entry["responseStatus"]["code"]
-        if "objectRef" not in entry:
-            discovery.append(entry["requestURI"])
-            continue
-        if code == 403:
-            refused.append(f"{entry['verb']} {entry['requestURI']}")
-        if code == 403 or code >= 500:
-            continue  # a 404 or 409 was authorized: the permission was used
-        verbs = {entry["verb"]}
-        if (entry["verb"], code) == ("patch", 201):  # a server-side apply that created
-            verbs.add("create")
-            applied_new.append(_resource(entry))
-        used |= {(entry["objectRef"].get("apiGroup", ""), _resource(entry), v) for v in verbs}
+    used, refused, discovery, applied_new = _used(window, OPERATOR_USER)
     print("used:", *sorted(used), sep="\n  ")
     print("created by server-side apply (audited as patch, 201):", sorted(set(applied_new)))
     if discovery:
@@ -575,3 +587,35 @@ def test_a_namespace_scoped_installation_needs_no_cluster_wide_reads(
         with pytest.raises(client.ApiException) as refused:
             attempt()
         assert refused.value.status == 403
+
+
+@reads_audit_log
+def test_rbac_grants_exactly_the_verbs_the_gateway_uses(
+    audited_reads: None,
+    start_gateway: Callable[..., Gateway],
+    tenants: tuple[Tenant, Tenant],
+    connectors: Connectors,
+) -> None:
+    """Every (apiGroup, resource, verb) of deploy/gateway/rbac.yaml's ClusterRole is used by a
+    walk through every endpoint, and nothing else is (the audit log, as for the operator)."""
+    granted = _permissions(
+        _find(_documents((DEPLOY / "gateway" / "rbac.yaml").read_text()), "ClusterRole",
+              "connector-gateway")["rules"]
+    )  # fmt: skip
+    a, _ = tenants
+    window = AuditWindow.open(connectors.cluster)
+    gateway = start_gateway()
+    payload = {"storage_type": "HttpData", "storage_config": {}}
+    assert gateway.call("POST", "/connectors/rbac", a.editor, payload).status == 201
+    assert gateway.call("PUT", "/connectors/rbac", a.editor, payload).status == 200
+    assert gateway.call("PUT", "/connectors/rbac/stop", a.editor).status in (200, 202)
+    assert gateway.call("GET", "/connectors", a.viewer).status == 200
+    assert gateway.call("DELETE", "/connectors/rbac", a.editor).status == 202
+    gateway.stop()  # its watches end, and are audited
+    used, refused, _, _ = _used(window, GATEWAY_USER)
+    print("used:", *sorted(used), sep="\n  ")
+    assert not refused, f"the API server refused the gateway: {refused}"
+    assert used == granted, (
+        f"used but not granted: {sorted(used - granted)}; "
+        f"granted but never used: {sorted(granted - used)}"
+    )
