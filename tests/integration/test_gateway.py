@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cluster
+from tests.conftest import ROOT, Cluster
 from tests.integration.conftest import (
     S3_CREDENTIALS,
     Connectors,
@@ -278,3 +278,13 @@ def test_a_stream_ends_when_its_callers_permission_is_revoked(
         assert "may not watch" in seen[-1][1]["detail"]
     finally:
         stream.close()
+
+
+def test_the_deploy_component_is_accepted_by_the_api_server(
+    cluster: Cluster, gateway_kubeconfig: object
+) -> None:
+    """deploy/gateway/ as `kubectl apply -k` sends it, checked by the API server (dry run)."""
+    out = cluster.kubectl("apply", "--dry-run=server", "-k", str(ROOT / "deploy" / "gateway"))
+    for made in ("deployment.apps/connector-gateway", "service/connector-gateway",
+                 "clusterrole.rbac.authorization.k8s.io/connectors-editor"):  # fmt: skip
+        assert made in out, out
