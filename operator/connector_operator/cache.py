@@ -59,6 +59,13 @@ def _version_only(secret: Object) -> Object:
     return {"metadata": {k: meta[k] for k in kept if k in meta}}
 
 
+# Secrets the operator only watches are listed a few at a time: their metadata can hold a copy
+# of their data (kubectl's last-applied annotation), up to 1 MiB each, and a page is parsed
+# whole. Ten per page bound a LIST's peak to a few MiB over the operator's size, and so what
+# the allocator may keep of it afterwards; 1,000 Secrets cost 100 requests, once per relist.
+SECRET_PAGE = 10
+
+
 def _collection(base: str, plural: str, namespace: str | None) -> str:
     return f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
 
@@ -108,7 +115,7 @@ class Cache:
             (core, "services", self.services, self._on_child, labelled),
             (core, "secrets", self.secrets, self._on_child, labelled),
             (core, "secrets", self.secret_versions, self._on_secret,
-             {"metadata_only": True, "page_size": 100}),
+             {"metadata_only": True, "page_size": SECRET_PAGE}),
             (apps, "replicasets", self.replicasets, self._on_labelled,
              {**labelled, "metadata_only": True}),
             (core, "pods", self.pods, self._on_labelled, labelled),

@@ -64,5 +64,8 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         ssl_context=context,
+        # Live-update streams never finish by themselves: on SIGTERM they get a few seconds,
+        # then end (their clients reconnect to another replica).
+        shutdown_timeout=5,
         print=lambda text: log.info("%s", text.strip()),
     )
