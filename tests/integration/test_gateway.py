@@ -5,10 +5,12 @@ API server, every endpoint and every error, and a lifecycle driven through REST 
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from tests.conftest import ROOT, Cluster
 from tests.integration.conftest import (
@@ -17,7 +19,7 @@ from tests.integration.conftest import (
     Operator,
     connector,
 )
-from tests.integration.gateway import Gateway, Tenant
+from tests.integration.gateway import Gateway, Tenant, token_of
 from tests.support import eventually
 
 pytestmark = pytest.mark.cluster
@@ -96,7 +98,8 @@ def test_edit_restarts_with_the_new_payload_and_delete_removes_it(
     assert gateway.call("PUT", "/connectors/absent", a.editor, HTTP).status == 404
     gone = gateway.call("DELETE", "/connectors/orders", a.editor)
     assert gone.status == 202, gone
-    eventually(lambda: gateway.call("GET", "/connectors/orders", a.editor).status == 404)
+    # The operator sets no finalizer: the Connector is gone when the DELETE answers.
+    assert gateway.call("GET", "/connectors/orders", a.editor).status == 404
     assert gateway.call("GET", "/connectors", a.editor).body == {}
     assert gateway.call("DELETE", "/connectors/orders", a.editor).status == 404
 
@@ -130,6 +133,9 @@ def test_a_lifecycle_through_rest_alone_and_the_stream_sees_it(
         assert gateway.call("PUT", "/connectors/flow/start", a.editor).status == 202
         stream.until(becomes("RUNNING"))
         assert gateway.call("PUT", "/connectors/flow/fail", a.editor).status == 202
+        # Refused at once, while the fail is on its way, as after it.
+        refused = gateway.call("PUT", "/connectors/flow/start", a.editor)
+        assert refused.status == 409 and "stop" in refused.body["detail"], refused
         stream.until(becomes("FAILED"))
         refused = gateway.call("GET", "/connectors/flow/start", a.editor)
         assert refused.status == 409 and "stop" in refused.body["detail"], refused
@@ -217,6 +223,9 @@ def test_bad_requests_are_refused_whole(
     assert gateway.call("POST", post, a.editor, raw=b"{not json").status == 400
     big = json.dumps({**HTTP, "pad": "x" * 70_000}).encode()
     assert gateway.call("POST", post, a.editor, raw=big).status == 413
+    assert gateway.call("POST", post, a.editor, raw=b"[" * 60_000).status == 400  # too deep
+    assert gateway.call("PUT", post, a.editor, raw=b"{}", content_type="text/plain").status == 415
+    assert gateway.call("PUT", post, a.editor, raw=b"{not json").status == 400
     assert gateway.call("POST", "/connectors/Not_A_Name", a.editor, HTTP).status == 422
     # Every wrong field at once, in admission's words, never quoting a value.
     broken = {"storage_type": "AmazonS3",
@@ -235,7 +244,7 @@ def test_bad_requests_are_refused_whole(
         "POST", post, a.editor,
         {"storage_type": "AmazonS3", "storage_config": {"bucket_name": "b", **S3_CREDENTIALS}},
     )  # fmt: skip
-    assert missing_region.status == 422
+    assert missing_region.status == 422 and missing_region.body["detail"], missing_region
     assert all(d["msg"] in kubectl for d in missing_region.body["detail"]), (kubectl, refused)
     # Nothing was made by any of them.
     assert connectors.kubectl("get", "connectors", "-o", "name").strip() == ""
@@ -244,6 +253,7 @@ def test_bad_requests_are_refused_whole(
     assert taken.status == 409 and "exists" in taken.body["detail"], taken
     assert connectors.get("orders")["spec"] == HTTP
     no_credentials(gateway.logs())
+    assert a.editor not in gateway.logs()
 
 
 def test_the_api_mounts_at_the_root_or_a_prefix_and_documents_itself(
@@ -288,3 +298,55 @@ def test_the_deploy_component_is_accepted_by_the_api_server(
     for made in ("deployment.apps/connector-gateway", "service/connector-gateway",
                  "clusterrole.rbac.authorization.k8s.io/connectors-editor"):  # fmt: skip
         assert made in out, out
+
+
+def test_a_write_through_one_replica_is_read_through_another(
+    start_gateway: Callable[..., Gateway], tenants: tuple[Tenant, Tenant]
+) -> None:
+    a, _ = tenants
+    one, other = start_gateway(), start_gateway()
+    for i in range(5):
+        assert one.call("POST", f"/connectors/c{i}", a.editor, HTTP).status == 201
+        shown = other.call("GET", f"/connectors/c{i}", a.viewer)
+        assert shown.status == 200 and shown.body["storageType"] == "HttpData", shown
+
+
+def test_a_namespace_the_operator_does_not_serve_is_refused(
+    start_gateway: Callable[..., Gateway], tenants: tuple[Tenant, Tenant], cluster: Cluster
+) -> None:
+    a, b = tenants
+    gateway = start_gateway(CONNECTOR_OPERATOR_NAMESPACES=a.namespace)
+    assert gateway.call("POST", "/connectors/orders", a.editor, HTTP).status == 201
+    refused = gateway.call("POST", "/connectors/orders", b.editor, HTTP)
+    assert refused.status == 403 and "not served" in refused.body["detail"], refused
+    assert cluster.kubectl("get", "connectors", "-n", b.namespace, "-o", "name").strip() == ""
+
+
+def test_with_audiences_only_tokens_minted_for_the_gateway_are_accepted(
+    start_gateway: Callable[..., Gateway],
+    tenants: tuple[Tenant, Tenant],
+    api: client.ApiClient,
+) -> None:
+    a, _ = tenants
+    gateway = start_gateway(CONNECTOR_GATEWAY_AUDIENCES="connector-gateway")
+    minted = token_of(api, a.namespace, "viewer", audience="connector-gateway")
+    assert gateway.call("GET", "/connectors", minted).status == 200
+    refused = gateway.call("GET", "/connectors", a.viewer)  # the API server's audience
+    assert refused.status == 401, refused
+
+
+def test_a_token_in_a_request_aiohttp_cannot_parse_is_not_logged(
+    gateway: Gateway, tenants: tuple[Tenant, Tenant]
+) -> None:
+    a, _ = tenants
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        sock.sendall(
+            f"GET /api/v1/connectors HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {a.editor}\x01zz\r\n\r\n".encode()
+        )
+        answer = sock.recv(4096)
+    assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request"), answer
+    assert "could not parse" in eventually(
+        lambda: "could not parse" in gateway.logs() and gateway.logs()
+    )
+    assert a.editor not in gateway.logs()

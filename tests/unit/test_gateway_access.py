@@ -50,7 +50,7 @@ def test_the_bearer_scheme_is_case_insensitive() -> None:
 
 
 def test_a_service_account_acts_in_its_own_namespace_and_is_asked_for_there() -> None:
-    answers = Answers(SA, {"allowed": True})
+    answers = Answers({**SA, "audiences": ["connector-gateway"]}, {"allowed": True})
     access = Access(answers, Tenancy(), audiences=("connector-gateway",))
     caller = asyncio.run(access.caller("Bearer t0k"))
     assert caller.namespace == "team-a"
@@ -63,6 +63,14 @@ def test_a_service_account_acts_in_its_own_namespace_and_is_asked_for_there() ->
         "namespace": "team-a", "name": "orders",
     }  # fmt: skip
     assert spec["user"] == "system:serviceaccount:team-a:ci" and spec["uid"] == "u-1"
+
+
+def test_a_token_checked_for_other_audiences_than_the_gateways_is_unauthenticated() -> None:
+    for audiences in ([], ["https://kubernetes.default.svc"]):
+        answers = Answers({**SA, "audiences": audiences}, {"allowed": True})
+        access = Access(answers, Tenancy(), audiences=("connector-gateway",))
+        with pytest.raises(UnauthenticatedError, match="not meant for this gateway"):
+            asyncio.run(access.caller("Bearer t0k"))
 
 
 @pytest.mark.parametrize(

@@ -86,10 +86,20 @@ def test_malformed_input_is_named(name: str, payload: object, field: str) -> Non
     assert field in errors_of(name, payload)
 
 
-def test_no_error_quotes_a_credential() -> None:
-    config = {**S3["storage_config"], "url": "pw-read-1", "bucket_name": None}
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        {"url": "pw-read-1", "bucket_name": None},  # a rule's error
+        {"password_read": "pw-read-1" * 200},  # too long: the schema's error
+        {"username_read": ["AKIA-R"], "password_write": {"pw-write-1": 1}},  # wrong types
+    ],
+    ids=["rule", "length", "type"],
+)
+def test_no_error_quotes_a_credential(wrong: dict[str, Any]) -> None:
+    config = {**S3["storage_config"], **wrong}
     with pytest.raises(PayloadError) as refused:
         manifest("orders", {**S3, "storage_config": config})
+    assert refused.value.errors
     assert not any(secret in str(refused.value) for secret in SECRETS)
 
 

@@ -82,6 +82,10 @@ class Access:
         if not status.get("authenticated") or not user.get("username"):
             # The API server's reason is not passed on: it can describe the token.
             raise UnauthenticatedError("the bearer token is not valid")
+        if self.audiences and not set(status.get("audiences") or ()) & set(self.audiences):
+            # An authenticator that ignored the audiences asked for answers with none: the
+            # token was then checked for the API server's audience only, not for ours.
+            raise UnauthenticatedError("the bearer token is not meant for this gateway")
         username, groups = str(user["username"]), tuple(user.get("groups") or ())
         namespace = self.tenancy.namespace_of(username, groups)
         if namespace is None:

@@ -58,19 +58,26 @@ def invalid(error: PayloadError) -> web.Response:
     return answer({"detail": detail}, 422)
 
 
-# What each failure answers; the first match wins.
+# What each failure answers; the first match wins. The messages are the gateway's own.
 STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (UnauthenticatedError, 401),
     (ForbiddenError, 403),
     (NotFoundError, 404),
     (RefusedError, 409),
-    (ConflictError, 409),
+    (ConflictError, 409),  # a write raced another one: nothing was changed
     (UnavailableError, 503),
 )
+UNREACHABLE = {
+    True: "the API server could not be reached: nothing was done; try again",
+    False: (
+        "the API server did not answer: the change may or may not have been made; "
+        "GET the Connector to see"
+    ),
+}
 
 
-def answer_for(error: Exception) -> web.Response:
-    """The answer to a failure; no message carries a request's body."""
+def answer_for(error: Exception, method: str) -> web.Response:
+    """The answer to a failure; no message carries a request's body or a token."""
     if isinstance(error, PayloadError):
         return invalid(error)
     if isinstance(error, web.HTTPException):  # 404 of an unknown path, 405, 413, 415, 400
@@ -80,15 +87,14 @@ def answer_for(error: Exception) -> web.Response:
         return response
     if isinstance(error, TransientError):
         log.warning("answering 503: %s", error)
-        return problem(503, "the API server could not answer: nothing was done; try again")
+        return problem(503, UNREACHABLE[method == "GET"])
     if isinstance(error, ApiError):
         if error.status == 422:
             return invalid(PayloadError(field_errors(error.fields)))
         log.error("the API server refused a gateway request: %s", error)
         return problem(502, "the API server refused the request")
     status = next(code for kind, code in STATUS_OF if isinstance(error, kind))
-    # The client's errors read "<METHOD> <path>: <status> <the API server's message>".
-    return problem(status, str(error).split(f": {status} ")[-1])
+    return problem(status, str(error))
 
 
 @web.middleware
@@ -97,9 +103,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except (PayloadError, web.HTTPException, TransientError, ApiError) as error:
-        return answer_for(error)
+        return answer_for(error, request.method)
     except tuple(kind for kind, _ in STATUS_OF) as error:
-        return answer_for(error)
+        return answer_for(error, request.method)
     except Exception:
         # A defect: logged with its traceback (which holds no request body), answered in JSON.
         log.exception("%s %s failed", request.method, request.path)
@@ -107,14 +113,16 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _bind(routes: Routes, op: Operation) -> Handler:
-    method = {
+    """The handler of an operation of the table; an operation without one fails at start."""
+    handlers = {
         "listConnectors": routes.list_connectors,
         "getConnector": routes.get_connector,
         "createConnector": routes.create_connector,
         "editConnector": routes.edit_connector,
         "deleteConnector": routes.delete_connector,
         "watchConnectors": routes.watch_connectors,
-    }.get(op.id, routes.act)
+    }
+    method = routes.act if op.action is not None else handlers[op.id]
 
     async def handle(request: web.Request) -> web.StreamResponse:
         return await method(request, op)

@@ -23,6 +23,16 @@ from connector_operator.kube import Kube, load_api_client
 log = logging.getLogger("connector_operator.gateway")
 
 
+class WithoutRequestText(logging.Filter):
+    """aiohttp's server logs a request it could not parse with the bytes it read, headers and
+    so a bearer token included: the record keeps the fact and loses the text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = "aiohttp refused a request it could not parse (its text is not logged)"
+        record.args, record.exc_info, record.exc_text, record.stack_info = (), None, None, None
+        return True
+
+
 def build(settings: GatewaySettings) -> web.Application:
     kube = Kube(load_api_client(), f"gateway-{socket.gethostname()}-{os.getpid()}")
     view = ConnectorView(kube, settings.namespaces, with_bpn=settings.edc_profile)
@@ -55,6 +65,7 @@ def main() -> None:
     # The client library logs request bodies at DEBUG, and a TokenReview's body is a token.
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(WithoutRequestText())
     context = None
     if settings.tls_cert_file and settings.tls_key_file:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -137,10 +137,15 @@ def slim(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def is_deleting(body: Mapping[str, Any]) -> bool:
+    """Deleted, and held by a finalizer (the operator sets none; others may)."""
+    return bool((body.get("metadata") or {}).get("deletionTimestamp"))
+
+
 def status_of(body: Mapping[str, Any]) -> PlatformStatus:
     """The platform's word for where a Connector stands (STARTING until first reconciled,
-    STOPPING once deleted while its finalizer runs)."""
-    if (body.get("metadata") or {}).get("deletionTimestamp"):
+    STOPPING once deleted while a finalizer holds it)."""
+    if is_deleting(body):
         return PlatformStatus.STOPPING
     phase = (body.get("status") or {}).get("phase")
     try:

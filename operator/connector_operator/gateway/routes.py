@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,9 +26,17 @@ from connector_operator.gateway.payload import FieldError
 from connector_operator.gateway.schemas import PlatformStatus
 from connector_operator.gateway.settings import GatewaySettings
 from connector_operator.gateway.watchcache import ConnectorView, Entry
-from connector_operator.kube import JSON_PATCH, ConflictError, NotFoundError, connector_path
+from connector_operator.kube import (
+    JSON_PATCH,
+    ApiError,
+    ConflictError,
+    NotFoundError,
+    TransientError,
+    connector_path,
+)
 from connector_operator.models import ACTION_ANNOTATION, GROUP, PLURAL, VERSION, Action, Phase
 
+log = logging.getLogger(__name__)
 TARGET = {
     Action.START: PlatformStatus.RUNNING,
     Action.STOP: PlatformStatus.STOPPED,
@@ -70,7 +79,15 @@ class Routes:
 
     async def authorize(self, request: web.Request, op: Operation) -> Caller:
         caller = await self.access.caller(request.headers.get("Authorization"))
-        await self.access.allow(caller, op.verb, request.match_info.get("name"))
+        served = self.settings.namespaces
+        if served and caller.namespace not in served:
+            raise ForbiddenError(
+                f"namespace {caller.namespace} is not served here (the operator runs the "
+                "Connectors of its configured namespaces only)"
+            )
+        # A create names no object, for kubectl too: a resourceNames rule cannot grant it.
+        name = None if op.verb == "create" else request.match_info.get("name")
+        await self.access.allow(caller, op.verb, name)
         return caller
 
     def name(self, request: web.Request) -> str:
@@ -84,7 +101,7 @@ class Routes:
         raw = await request.read()  # over client_max_size: aiohttp answers 413
         try:
             return json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to be a payload
             raise web.HTTPBadRequest(text="the body is not valid JSON") from None
 
     # GET /connectors
@@ -103,7 +120,11 @@ class Routes:
             raise UnavailableError("the gateway is still loading the Connectors: try again")
         found = self.view.entry(caller.namespace, name)
         if found is None:
-            raise NotFoundError(f"no Connector {name} in namespace {caller.namespace}")
+            # Not here (yet): a write through another replica may be newer than this cache.
+            fresh = await self.kube.get(connector_path(caller.namespace, name))
+            if fresh is None:
+                raise absent(name, caller.namespace)
+            found = self.view.render(payload.slim(fresh))
         return answer(found)
 
     # POST /connectors/{name}
@@ -126,18 +147,25 @@ class Routes:
         caller = await self.authorize(request, op)
         name = self.name(request)
         spec = payload.manifest(name, await self.read_payload(request))["spec"]
-        edited = await self.kube.patch_connector(
-            caller.namespace, name, [{"op": "replace", "path": "/spec", "value": spec}], JSON_PATCH
-        )
+        replace = [{"op": "replace", "path": "/spec", "value": spec}]
+        try:
+            edited = await self.kube.patch_connector(caller.namespace, name, replace, JSON_PATCH)
+        except NotFoundError:
+            raise absent(name, caller.namespace) from None
         return answer(self.view.remember(edited))
 
     # DELETE /connectors/{name}
     async def delete_connector(self, request: web.Request, op: Operation) -> web.Response:
         caller = await self.authorize(request, op)
         name = self.name(request)
-        gone = await self.kube.delete_connector(caller.namespace, name)
-        if gone.get("kind") == "Connector":
-            self.view.remember(gone)
+        try:
+            gone = await self.kube.delete_connector(caller.namespace, name)
+        except NotFoundError:
+            raise absent(name, caller.namespace) from None
+        if gone.get("kind") == "Connector" and payload.is_deleting(gone):
+            self.view.remember(gone)  # someone's finalizer holds it: STOPPING until it goes
+        else:
+            self.view.forget(caller.namespace, name)
         return answer({"detail": f"Connector {name} is being deleted"}, 202)
 
     # GET|PUT /connectors/{name}/start|stop|fail
@@ -149,29 +177,33 @@ class Routes:
         return answer(shown, 200 if shown["status"] == TARGET[op.action] else 202)
 
     async def _set_action(self, namespace: str, name: str, action: Action) -> Entry:
-        for attempt in range(ACTION_ATTEMPTS):
+        if action is not Action.START:
+            annotate = {"metadata": {"annotations": {ACTION_ANNOTATION: action.value}}}
+            try:
+                return self.view.remember(
+                    await self.kube.patch_connector(namespace, name, annotate)
+                )
+            except NotFoundError:
+                raise absent(name, namespace) from None
+        for _ in range(ACTION_ATTEMPTS):
             current = await self.kube.get(connector_path(namespace, name))
             if current is None:
-                raise NotFoundError(f"no Connector {name} in namespace {namespace}")
-            phase = (current.get("status") or {}).get("phase")
-            if action is Action.START and phase == Phase.FAILED:
-                raise RefusedError(
-                    f"Connector {name} is FAILED: from there only stop or delete; "
-                    "stop it, then start it"
-                )
+                raise absent(name, namespace)
+            refused = start_refused(current)
+            if refused is not None:
+                raise RefusedError(refused)
             patch = {
                 "metadata": {
                     "annotations": {ACTION_ANNOTATION: action.value},
-                    # The phase read above must still hold when the action lands.
+                    # What was read above must still hold when the start lands.
                     "resourceVersion": current["metadata"]["resourceVersion"],
                 }
             }
             try:
                 return self.view.remember(await self.kube.patch_connector(namespace, name, patch))
             except ConflictError:
-                if attempt == ACTION_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+                continue  # it changed meanwhile (a status write, most likely): read it again
+        raise UnavailableError(f"Connector {name} kept changing while it was being started")
 
     # GET /watch/connectors
     async def watch_connectors(self, request: web.Request, op: Operation) -> web.StreamResponse:
@@ -182,8 +214,14 @@ class Routes:
             headers={"Content-Type": EVENT_STREAM, "Cache-Control": "no-cache"}
         )
         await stream.prepare(request)
-        with contextlib.suppress(ConnectionResetError):  # the client went away
+        try:
             await self._follow(request, op, caller, stream)
+        except ConnectionResetError:
+            pass  # the client went away
+        except Exception as error:  # the answer has begun: end it, never raise into it
+            log.warning("a live-update stream failed: %s", error)
+            with contextlib.suppress(ConnectionResetError):
+                await stream.write(end_event("the gateway ended the stream: reconnect"))
         return stream
 
     async def _follow(
@@ -205,17 +243,41 @@ class Routes:
                     await stream.write(b": keepalive\n\n")
                 if loop.time() >= recheck:
                     if (ended := await self._still_allowed(request, op)) is not None:
-                        await stream.write(f"event: end\ndata: {ended}\n\n".encode())
-                        break
+                        await stream.write(end_event(ended))
+                        return
                     recheck = loop.time() + self.settings.stream_recheck_seconds
+            await stream.write(end_event("the stream fell behind: reconnect"))
 
     async def _still_allowed(self, request: web.Request, op: Operation) -> str | None:
-        """None while the stream's caller may go on; else why not, as a Problem in JSON."""
+        """None while the stream's caller may go on; else why not. An API server that cannot
+        answer now ends no stream: the check comes again at the next interval."""
         try:
             await self.authorize(request, op)
         except (UnauthenticatedError, ForbiddenError) as error:
-            return json.dumps({"detail": str(error)})
+            return str(error)
+        except (TransientError, ApiError) as error:
+            log.warning("could not check a live-update stream's caller again: %s", error)
         return None
+
+
+def end_event(why: str) -> bytes:
+    """The stream's last event: `end`, with why, as a Problem."""
+    return f"event: end\ndata: {json.dumps({'detail': why})}\n\n".encode()
+
+
+def absent(name: str, namespace: str) -> NotFoundError:
+    return NotFoundError(f"no Connector {name} in namespace {namespace}")
+
+
+def start_refused(current: Mapping[str, Any]) -> str | None:
+    """Why a Connector cannot be started now, if it cannot: FAILED, or on its way there (from
+    FAILED, only stop or delete)."""
+    phase = (current.get("status") or {}).get("phase")
+    pending = ((current.get("metadata") or {}).get("annotations") or {}).get(ACTION_ANNOTATION)
+    name = current["metadata"]["name"]
+    if phase == Phase.FAILED or pending == Action.FAIL:
+        return f"Connector {name} is FAILED: from there only stop or delete; stop it, then start it"
+    return None
 
 
 async def send(stream: web.StreamResponse, kind: str, name: str, shown: Entry | None) -> None:

@@ -101,6 +101,11 @@ class ConnectorView:
         namespace, name = key_of(written)
         return self.entry(namespace, name) or self.render(slim(written))
 
+    def forget(self, namespace: str, name: str) -> None:
+        """Drops a Connector whose deletion the caller saw succeed (the watch confirms it)."""
+        if (change := self.store.remove((namespace, name))) is not None:
+            self._on_change(*change)
+
     def render(self, body: Object) -> Entry:
         namespace, name = key_of(body)
         bpn = bpn_of(namespace, name) if self.with_bpn else None
