@@ -608,7 +608,8 @@ def test_rbac_grants_exactly_the_verbs_the_gateway_uses(
     payload = {"storage_type": "HttpData", "storage_config": {}}
     assert gateway.call("POST", "/connectors/rbac", a.editor, payload).status == 201
     assert gateway.call("PUT", "/connectors/rbac", a.editor, payload).status == 200
-    assert gateway.call("PUT", "/connectors/rbac/stop", a.editor).status in (200, 202)
+    # start reads the Connector first (get): it is refused when FAILED
+    assert gateway.call("PUT", "/connectors/rbac/start", a.editor).status in (200, 202)
     assert gateway.call("GET", "/connectors", a.viewer).status == 200
     assert gateway.call("DELETE", "/connectors/rbac", a.editor).status == 202
     gateway.stop()  # its watches end, and are audited
