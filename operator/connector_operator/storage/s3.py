@@ -1,0 +1,146 @@
+"""The S3 check: the read pair lists the bucket and reads an object, the bucket's real region
+is compared with `region`, and the write pair writes and deletes a probe object (aiobotocore;
+one attempt, short timeouts; only error codes are read of a failure)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    SSLError,
+)
+
+from connector_operator.models import StorageType
+from connector_operator.storage.verdict import (
+    PROBE_PREFIX,
+    Pair,
+    Transport,
+    Verdict,
+    from_code,
+    from_transport,
+    reachable,
+    region_of,
+    wrong_region,
+)
+
+S3 = StorageType.AMAZON_S3
+
+
+@dataclass(frozen=True)
+class S3Target:
+    bucket: str
+    region: str
+    url: str | None
+    read: tuple[str, str]  # access key id, secret access key
+    write: tuple[str, str]
+
+
+class CheckFailedError(Exception):
+    """A step failed; it carries the verdict."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.reason.value)
+        self.verdict = verdict
+
+
+async def check_s3(
+    session: AioSession, target: S3Target, *, write: bool, timeout: float
+) -> Verdict:
+    """The verdict on the bucket and both pairs (the first failure found)."""
+    try:
+        async with _client(session, target, target.read, timeout) as client:
+            await _read(client, target)
+        if write:
+            async with _client(session, target, target.write, timeout) as client:
+                await _write(client, target)
+    except CheckFailedError as failed:
+        return failed.verdict
+    return reachable(S3, write)
+
+
+def _client(session: AioSession, target: S3Target, pair: tuple[str, str], timeout: float) -> Any:
+    config = AioConfig(
+        retries={"total_max_attempts": 1},  # a check is repeated later, never retried now
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        s3={"addressing_style": "path"} if target.url else None,
+    )
+    return session.create_client(
+        "s3",
+        region_name=target.region,
+        endpoint_url=target.url,
+        aws_access_key_id=pair[0],
+        aws_secret_access_key=pair[1],
+        config=config,
+    )
+
+
+async def _step(
+    target: S3Target, pair: Pair, doing: str, call: Callable[[], Awaitable[Any]]
+) -> Any:
+    """One call; any failure becomes the verdict (the exception's text is never read: real
+    S3 error bodies can quote the access key id)."""
+    try:
+        return await call()
+    except ClientError as error:
+        answer = error.response or {}
+        code = str((answer.get("Error") or {}).get("Code") or "")
+        status = int((answer.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+        raise CheckFailedError(from_code(S3, pair, doing, code, status)) from None
+    except SSLError:
+        raise CheckFailedError(from_transport(_endpoint(target), Transport.TLS)) from None
+    except (BotoCoreError, OSError, TimeoutError):
+        raise CheckFailedError(from_transport(_endpoint(target), Transport.UNREACHABLE)) from None
+
+
+async def _read(client: Any, target: S3Target) -> None:
+    bucket = target.bucket
+    listed = await _step(
+        target, Pair.READ, "list the bucket",
+        lambda: client.list_objects_v2(Bucket=bucket, MaxKeys=1),
+    )  # fmt: skip
+    for item in (listed.get("Contents") or ())[:1]:
+        key = str(item["Key"])
+
+        def first_byte(key: str = key) -> Awaitable[Any]:
+            return client.get_object(Bucket=bucket, Key=key, Range="bytes=0-0")  # type: ignore[no-any-return]
+
+        await _step(target, Pair.READ, "read an object", first_byte)
+    actual = await _region(client, target, listed)
+    if actual is not None and actual != target.region:
+        raise CheckFailedError(wrong_region(target.region, actual))
+
+
+async def _region(client: Any, target: S3Target, listed: dict[str, Any]) -> str | None:
+    """The bucket's region: GetBucketLocation, else the x-amz-bucket-region header S3 sends;
+    None when neither tells (a read pair may lack s3:GetBucketLocation)."""
+    try:
+        located = await client.get_bucket_location(Bucket=target.bucket)
+        return region_of(located.get("LocationConstraint"))
+    except ClientError:
+        headers = (listed.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+        header = headers.get("x-amz-bucket-region")
+        return str(header) if header else None
+
+
+async def _write(client: Any, target: S3Target) -> None:
+    key = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
+    await _step(
+        target, Pair.WRITE, f"write a probe object ({PROBE_PREFIX}...)",
+        lambda: client.put_object(Bucket=target.bucket, Key=key, Body=b""),
+    )  # fmt: skip
+    await _step(
+        target, Pair.WRITE, "delete its probe object",
+        lambda: client.delete_object(Bucket=target.bucket, Key=key),
+    )  # fmt: skip
+
+
+def _endpoint(target: S3Target) -> str:
+    return target.url or f"https://s3.{target.region}.amazonaws.com"

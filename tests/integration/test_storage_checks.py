@@ -1,0 +1,143 @@
+"""The storage checks against real peers: moto (S3 with SigV4 and IAM policies per key) and
+Azurite (Azure Blob with SharedKey), each reason produced by a real failure, and never a
+credential in a message."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiobotocore.session import AioSession
+
+from connector_operator.storage.azure import AzureTarget, check_azure
+from connector_operator.storage.s3 import S3Target, check_s3
+from connector_operator.storage.verdict import Reason, Verdict
+from tests.storage import azurite as azurite_support
+from tests.storage import moto as moto_support
+from tests.storage.azurite import Azurite
+from tests.storage.moto import Moto
+
+REGION = "eu-central-1"
+KEY = base64.b64encode(b"k" * 64).decode()
+OTHER_KEY = base64.b64encode(b"o" * 64).decode()
+TIMEOUT = 3.0
+Keys = dict[str, tuple[str, str]]
+
+
+@pytest.fixture(scope="module")
+def s3(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Moto, dict[str, tuple[str, str]]]]:
+    with moto_support.running(tmp_path_factory.mktemp("moto")) as server:
+        server.create_bucket("orders", REGION)
+        server.create_bucket("archive", "us-west-2")
+        keys = {
+            "reader": server.create_user("reader", write=False),
+            "writer": server.create_user("writer", write=True),
+        }
+        server.enable_auth()
+        yield server, keys
+
+
+@pytest.fixture(scope="module")
+def blob(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    accounts = {"acct": KEY, "other": OTHER_KEY}
+    with azurite_support.running(tmp_path_factory.mktemp("azurite"), accounts) as server:
+        server.create_container("acct", "reports")
+        yield server
+
+
+def s3_check(target: S3Target, write: bool = True) -> Verdict:
+    async def run() -> Verdict:
+        return await check_s3(AioSession(), target, write=write, timeout=TIMEOUT)
+
+    return asyncio.run(run())
+
+
+def shows_no_secret(verdict: Verdict, *secrets: str) -> Verdict:
+    text = json.dumps([verdict.reason, verdict.message])
+    assert not any(s in text for s in secrets), verdict
+    return verdict
+
+
+def test_s3_every_reason_from_a_real_failure(s3: tuple[Moto, Keys], tmp_path: Path) -> None:
+    server, keys = s3
+    reader, writer = keys["reader"], keys["writer"]
+    good = S3Target("orders", REGION, server.endpoint, read=reader, write=writer)
+    secrets = (*reader, *writer)
+    cases = {
+        "reachable": (good, Reason.REACHABLE, None),
+        "wrong secret": (S3Target("orders", REGION, server.endpoint, (reader[0], "wrong"), writer),
+                         Reason.INVALID_CREDENTIALS, "read pair"),
+        "unknown key id": (S3Target("orders", REGION, server.endpoint,
+                                    ("AKIAUNKNOWN000000000", reader[1]), writer),
+                           Reason.INVALID_CREDENTIALS, "read pair"),
+        "read-only key as the write pair": (S3Target("orders", REGION, server.endpoint, reader,
+                                                     reader),
+                                            Reason.ACCESS_DENIED, "write pair"),
+        "missing bucket": (S3Target("absent", REGION, server.endpoint, reader, writer),
+                           Reason.BUCKET_NOT_FOUND, "bucket_name"),
+        "wrong region": (S3Target("archive", REGION, server.endpoint, reader, writer),
+                         Reason.WRONG_REGION, "us-west-2"),
+        "TLS to a plain endpoint": (S3Target("orders", REGION,
+                                             server.endpoint.replace("http:", "https:"),
+                                             reader, writer),
+                                    Reason.TLS_ERROR, "TLS"),
+    }  # fmt: skip
+    for case, (target, reason, said) in cases.items():
+        verdict = shows_no_secret(s3_check(target), *secrets)
+        assert verdict.reason is reason, (case, verdict)
+        assert said is None or said in verdict.message, (case, verdict)
+    assert s3_check(good, write=False).reason is Reason.REACHABLE
+
+    server.revoke(reader[0])
+    try:
+        assert s3_check(good).reason is Reason.INVALID_CREDENTIALS
+    finally:
+        server.restore(reader[0])
+    assert s3_check(good).reason is Reason.REACHABLE
+
+    server.stop()
+    try:
+        down = shows_no_secret(s3_check(good), *secrets)
+        assert down.reason is Reason.ENDPOINT_UNREACHABLE, down
+    finally:
+        server.start()
+
+
+def azure_check(target: AzureTarget) -> Verdict:
+    return asyncio.run(check_azure(target, write=True, timeout=TIMEOUT))
+
+
+def test_azure_every_reason_from_a_real_failure(blob: Azurite) -> None:
+    url = blob.blob_endpoint("acct")
+    good = AzureTarget("reports", url, read=("acct", KEY), write=("acct", KEY))
+    cases = {
+        "reachable": (good, Reason.REACHABLE),
+        "wrong key": (AzureTarget("reports", url, ("acct", OTHER_KEY), ("acct", KEY)),
+                      Reason.INVALID_CREDENTIALS),
+        "wrong key for writing": (AzureTarget("reports", url, ("acct", KEY), ("acct", OTHER_KEY)),
+                                  Reason.INVALID_CREDENTIALS),
+        "key not base64": (AzureTarget("reports", url, ("acct", "not base64!"), ("acct", KEY)),
+                           Reason.INVALID_CREDENTIALS),
+        "missing container": (AzureTarget("absent", url, ("acct", KEY), ("acct", KEY)),
+                              Reason.CONTAINER_NOT_FOUND),
+        "TLS to a plain endpoint": (AzureTarget("reports", url.replace("http:", "https:"),
+                                                ("acct", KEY), ("acct", KEY)),
+                                    Reason.TLS_ERROR),
+    }  # fmt: skip
+    for case, (target, reason) in cases.items():
+        verdict = shows_no_secret(azure_check(target), KEY, OTHER_KEY)
+        assert verdict.reason is reason, (case, verdict)
+    write = azure_check(AzureTarget("reports", url, ("acct", KEY), ("acct", OTHER_KEY)))
+    assert "write pair" in write.message
+
+    blob.stop()
+    try:
+        assert azure_check(good).reason is Reason.ENDPOINT_UNREACHABLE
+    finally:
+        blob.start()
