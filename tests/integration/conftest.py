@@ -5,6 +5,7 @@ also proves that RBAC is enough), plus helpers that read what a user would read.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -319,6 +320,25 @@ def secret_manifest(name: str, data: dict[str, str]) -> dict[str, Any]:
         "metadata": {"name": name},
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
     }
+
+
+@contextlib.contextmanager
+def api_server_with(cluster: Cluster, *flags: str) -> Iterator[None]:
+    """The local API server restarted with `flags` after its own (the last of a repeated
+    flag wins), and restarted with its own alone afterwards."""
+    plane = cluster.plane
+    assert plane is not None, "restarts the local control plane's API server"
+    saved = plane.extra_args.get("kube-apiserver")
+    plane.extra_args["kube-apiserver"] = [*(saved or []), *flags]
+    plane.restart_apiserver()
+    try:
+        yield
+    finally:
+        if saved is None:
+            plane.extra_args.pop("kube-apiserver", None)
+        else:
+            plane.extra_args["kube-apiserver"] = saved
+        plane.restart_apiserver()
 
 
 def settle(seconds: float = 2.0) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BACKEND, Cluster
+from tests.integration.conftest import api_server_with
 from tests.integration.gateway import Gateway, Tenant
 from tests.oidc import keycloak as keycloak_support
 from tests.oidc.keycloak import Keycloak
@@ -36,22 +37,11 @@ def trusted(
 ) -> Iterator[None]:
     """The API server trusts Keycloak's tokens (users `oidc:<name>`, groups `oidc:<group>`)
     for this module; its usual flags are restored afterwards."""
-    plane = cluster.plane
-    assert plane is not None
     path: Path = tmp_path_factory.mktemp("authn") / "authentication-config.yaml"
     path.write_text(keycloak_support.authentication_config(keycloak.issuer, keycloak.ca_pem,
                                                            AUDIENCE))  # fmt: skip
-    saved = plane.extra_args.get("kube-apiserver")
-    plane.extra_args["kube-apiserver"] = [*(saved or []), f"--authentication-config={path}"]
-    plane.restart_apiserver()
-    try:
+    with api_server_with(cluster, f"--authentication-config={path}"):
         yield
-    finally:
-        if saved is None:
-            plane.extra_args.pop("kube-apiserver", None)
-        else:
-            plane.extra_args["kube-apiserver"] = saved
-        plane.restart_apiserver()
 
 
 def tampered(token: str) -> str:

@@ -28,6 +28,7 @@ from tests.integration.conftest import (
     OPERATOR_USER,
     Connectors,
     Operator,
+    api_server_with,
     connector,
     s3,
     secret_manifest,
@@ -63,25 +64,13 @@ def audited_reads(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) ->
     """The local control plane's audit policy records writes only. For this module's tests the
     API server runs with the same policy plus every request of the operator's and the gateway's
     users (reads included, at Metadata level); the usual policy is restored afterwards."""
-    plane = cluster.plane
-    assert plane is not None
     rule = f'  - level: Metadata\n    users: ["{OPERATOR_USER}", "{GATEWAY_USER}"]\n'
     policy = controlplane.AUDIT_POLICY.replace("rules:\n", "rules:\n" + rule, 1)
     assert policy != controlplane.AUDIT_POLICY, "no rules: list to extend"
     path = tmp_path_factory.mktemp("audit") / "audit-policy.yaml"
     path.write_text(policy)
-    saved = plane.extra_args.get("kube-apiserver")
-    # The last --audit-policy-file given wins.
-    plane.extra_args["kube-apiserver"] = [*(saved or []), f"--audit-policy-file={path}"]
-    plane.restart_apiserver()
-    try:
+    with api_server_with(cluster, f"--audit-policy-file={path}"):
         yield
-    finally:
-        if saved is None:
-            plane.extra_args.pop("kube-apiserver", None)
-        else:
-            plane.extra_args["kube-apiserver"] = saved
-        plane.restart_apiserver()
 
 
 @dataclass

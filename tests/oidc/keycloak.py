@@ -41,6 +41,7 @@ if str(ROOT / "tests" / "cluster") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 
 import controlplane  # noqa: E402 -- lives beside the go.mod files, not in a package
+from tests import peer  # noqa: E402 -- after the path above
 
 DEFAULT_REALM = "connector"
 DEFAULT_CLIENT_ID = "connector-test"
@@ -219,16 +220,9 @@ def write_java_wrapper(path: Path, java_home: Path) -> None:
     """A `java` for kc.sh's $JAVA that dies with kc.sh: kc.sh runs Java as its child rather
     than exec'ing it, and a parent-death signal is not inherited, so each link asks for its own
     (kc.sh dies with us, Java with kc.sh) and a SIGKILLed pytest leaves no JVM behind."""
-    setpriv = _setpriv()
-    path.write_text(f'#!/bin/sh\nexec {setpriv} --pdeathsig KILL -- "{java_home}/bin/java" "$@"\n')
+    tied = " ".join(peer.with_parent("Java", [f'"{java_home}/bin/java"', '"$@"']))
+    path.write_text(f"#!/bin/sh\nexec {tied}\n")
     path.chmod(0o755)
-
-
-def _setpriv() -> str:
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:  # without it a killed test run would leave Keycloak running
-        raise KeycloakError("setpriv (util-linux) is needed to tie Keycloak to its parent")
-    return setpriv
 
 
 # -- the running server ------------------------------------------------------------------------
@@ -292,8 +286,7 @@ class Keycloak:
         }
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
-                [_setpriv(), "--pdeathsig", "KILL", "--", str(home / "bin" / "kc.sh"),
-                 *self._options()],
+                peer.with_parent("Keycloak", [str(home / "bin" / "kc.sh"), *self._options()]),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -346,33 +339,19 @@ class Keycloak:
         return str(document.get("issuer"))
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return peer.alive(self.process)
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM to kc.sh, which forwards it to Java for a clean shutdown; SIGKILL after
         `timeout` (Java then dies of its parent-death signal)."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        peer.stop(self.process, timeout)
         self.process = None
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text[-lines:])
+        return peer.log_tail(self.log_path, lines)
 
     def _failure(self, what: str) -> str:
-        code = self.process.poll() if self.process else None
-        status = f" (exit code {code})" if code is not None else ""
-        return f"Keycloak {what}{status}; last lines of {self.log_path}:\n{self.log_tail()}"
+        return peer.failure("Keycloak", self.process, self.log_path, what)
 
     # -- tokens --------------------------------------------------------------------------------
     def token(self, username: str, password: str) -> str:

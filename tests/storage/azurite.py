@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ if str(ROOT / "tests" / "cluster") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 
 import controlplane  # noqa: E402 -- lives beside the go.mod files, not in a package
+from tests import peer  # noqa: E402 -- after the path above
 
 PORT_TAKEN = "address already in use"  # Node's EADDRINUSE message, compared in lower case
 
@@ -85,11 +85,12 @@ class Azurite:
     def launch(self, timeout: float = 60.0) -> None:
         """Starts the process and returns once Azurite answers; no container is made."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        argv = [
-            _setpriv(), "--pdeathsig", "KILL", "--", str(self.bin_dir / "azurite-blob"),
+        # Azurite's `#!/usr/bin/env node` keeps the parent-death signal through each exec.
+        argv = peer.with_parent("Azurite", [
+            str(self.bin_dir / "azurite-blob"),
             "--inMemoryPersistence", "--skipApiVersionCheck", "--disableTelemetry",
             "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
-        ]  # fmt: skip
+        ])  # fmt: skip
         # No --location: Azurite 3.35 refuses it beside --inMemoryPersistence ("not supported
         # when the --location option is set"); its working directory is `workdir` instead.
         accounts = ";".join(f"{name}:{key}" for name, key in self.accounts.items())
@@ -128,31 +129,17 @@ class Azurite:
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stops Azurite: the port refuses connections until `start`."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        peer.stop(self.process, timeout)
         self.process = None
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return peer.alive(self.process)
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text[-lines:])
+        return peer.log_tail(self.log_path, lines)
 
     def _failure(self, what: str) -> str:
-        code = self.process.poll() if self.process else None
-        status = f" (exit code {code})" if code is not None else ""
-        return f"Azurite {what}{status}; last lines of {self.log_path}:\n{self.log_tail()}"
+        return peer.failure("Azurite", self.process, self.log_path, what)
 
     def _answers(self) -> bool:
         # Any HTTP answer will do: an unsigned request gets 403 from a listening Azurite.
@@ -183,16 +170,6 @@ class Azurite:
     def _create(self, account: str, name: str) -> None:
         with self.service(account) as service, contextlib.suppress(ResourceExistsError):
             service.create_container(name)
-
-
-def _setpriv() -> str:
-    # setpriv sets the parent-death signal and execs Azurite (its `#!/usr/bin/env node` keeps
-    # the signal through each exec), instead of a preexec_fn, unsafe once the test process
-    # runs threads.
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:  # without it a killed test run would leave Azurite running
-        raise AzuriteError("setpriv (util-linux) is needed to tie Azurite to its parent")
-    return setpriv
 
 
 def start(

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -47,6 +46,7 @@ if str(ROOT / "tests" / "cluster") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 
 import controlplane  # noqa: E402 -- lives beside the go.mod files, not in a package
+from tests import peer  # noqa: E402 -- after the path above
 
 ADMIN = "moto-admin"
 IAM_REGION = "us-east-1"
@@ -120,10 +120,9 @@ class Moto:
     def launch(self, timeout: float = 60.0) -> None:
         """Starts the process and returns once Moto answers; no state is made (see `start`)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        argv = [
-            _setpriv(), "--pdeathsig", "KILL", "--",
+        argv = peer.with_parent("Moto", [
             sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port),
-        ]  # fmt: skip
+        ])  # fmt: skip
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
                 argv,
@@ -158,31 +157,17 @@ class Moto:
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stops Moto: the port refuses connections until `start`."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        peer.stop(self.process, timeout)
         self.process = None
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return peer.alive(self.process)
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text[-lines:])
+        return peer.log_tail(self.log_path, lines)
 
     def _failure(self, what: str) -> str:
-        code = self.process.poll() if self.process else None
-        status = f" (exit code {code})" if code is not None else ""
-        return f"Moto {what}{status}; last lines of {self.log_path}:\n{self.log_tail()}"
+        return peer.failure("Moto", self.process, self.log_path, what)
 
     def _answers(self) -> bool:
         try:
@@ -311,15 +296,6 @@ class Moto:
                 "random generator was used between seed and key (a concurrent request)"
             )
         user.revoked = False
-
-
-def _setpriv() -> str:
-    # setpriv sets the parent-death signal and execs Python, instead of a preexec_fn, which is
-    # unsafe once the test process runs threads.
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:  # without it a killed test run would leave Moto running
-        raise MotoError("setpriv (util-linux) is needed to tie Moto to its parent")
-    return setpriv
 
 
 def start(workdir: Path, *, timeout: float = 60.0, attempts: int = 3) -> Moto:
