@@ -10,6 +10,7 @@ from typing import Any
 
 from connector_operator.edc import settings as edc_settings
 from connector_operator.edc.settings import EdcSettings, EdcSettingsError
+from connector_operator.storage.settings import Mode, StorageCheckSettings
 
 DEFAULT_IMAGE = "ghcr.io/dataspace-dev/connector:0.1.0"
 PREFIX = "CONNECTOR_OPERATOR_"
@@ -74,6 +75,7 @@ class OperatorConfig:
     watch_grace_seconds: int = 60
     # The Secret, in lease_namespace (the operator's own), that holds the key of config hashes.
     hash_key_secret: str = "connector-operator-hash-key"  # noqa: S105 -- a name, not a secret
+    storage_check: StorageCheckSettings = field(default_factory=StorageCheckSettings)
 
     @property
     def profile(self) -> str:
@@ -206,6 +208,26 @@ def _resources(raw: str | None) -> Mapping[str, Any] | None:
     return value
 
 
+def _storage_check(env: Mapping[str, str]) -> StorageCheckSettings:
+    defaults = StorageCheckSettings()
+    mode = (env.get(PREFIX + "STORAGE_CHECK") or defaults.mode.value).strip().lower()
+    if mode not in {m.value for m in Mode}:
+        raise ConfigError(
+            f"{PREFIX}STORAGE_CHECK={mode!r} must be one of {', '.join(m.value for m in Mode)}"
+        )
+    return StorageCheckSettings(
+        mode=Mode(mode),
+        interval_seconds=_int(
+            env, "STORAGE_CHECK_INTERVAL_SECONDS", defaults.interval_seconds, minimum=1
+        ),
+        write=_bool(env, "STORAGE_CHECK_WRITE", defaults.write),
+        concurrency=_int(env, "STORAGE_CHECK_CONCURRENCY", defaults.concurrency, minimum=1),
+        timeout_seconds=_int(
+            env, "STORAGE_CHECK_TIMEOUT_SECONDS", defaults.timeout_seconds, minimum=1, maximum=120
+        ),
+    )
+
+
 def from_env(env: Mapping[str, str]) -> OperatorConfig:
     """Reads every `CONNECTOR_OPERATOR_*` variable; unset ones keep their defaults."""
     defaults = OperatorConfig()
@@ -257,4 +279,5 @@ def from_env(env: Mapping[str, str]) -> OperatorConfig:
             env, "WATCH_GRACE_SECONDS", defaults.watch_grace_seconds, minimum=1
         ),
         hash_key_secret=_dns_subdomain(env, "HASH_KEY_SECRET", defaults.hash_key_secret),
+        storage_check=_storage_check(env),
     )

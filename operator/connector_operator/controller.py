@@ -15,6 +15,8 @@ from connector_operator.informer import Key
 from connector_operator.kube import Kube
 from connector_operator.profiles import Profile
 from connector_operator.reconcile import Reconciler
+from connector_operator.storage.checks import StorageChecks
+from connector_operator.storage.settings import Mode
 from connector_operator.vault import Folders, VaultError
 from connector_operator.workqueue import WorkQueue
 
@@ -39,7 +41,14 @@ class Controller:
         self.cache = Cache(
             kube, cfg.namespaces, enqueue=self.queue.add, forget=self._forget, ingresses=ingresses
         )
-        self.reconciler = Reconciler(kube, self.cache, profile, folders)
+        self.storage = (
+            None
+            if cfg.storage_check.mode is Mode.OFF
+            else StorageChecks(cfg.storage_check, self.queue.add, rng)
+        )
+        self.reconciler = Reconciler(
+            kube, self.cache, profile, folders=folders, storage=self.storage
+        )
         self.running = False
         self._resync: asyncio.Task[None] | None = None
         metrics.count_phases_with(self.cache.phases)
@@ -78,6 +87,8 @@ class Controller:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._resync
         await self.queue.stop()
+        if self.storage is not None:
+            await self.storage.stop()
         await self.cache.stop()
         if self.folders is not None:
             await self.folders.vault.close()

@@ -40,6 +40,11 @@ PRINTER_COLUMNS: tuple[dict[str, str], ...] = (
         "type": "string",
         "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
     },
+    {
+        "name": "Reachable",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="StorageReachable")].status',
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 )
 

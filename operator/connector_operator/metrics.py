@@ -42,6 +42,22 @@ WATCH_RELISTS = Counter(
     ["path"],
 )
 
+STORAGE_CHECKS = Counter(
+    "connector_operator_storage_checks_total",
+    "Storage checks done, by storage type and result (the StorageReachable reason).",
+    ["storage_type", "result"],
+)
+STORAGE_CHECK_SECONDS = Histogram(
+    "connector_operator_storage_check_duration_seconds",
+    "How long one storage check took, its wait for a free slot excluded.",
+    ["storage_type"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+STORAGE_CHECKS_IN_FLIGHT = Gauge(
+    "connector_operator_storage_checks_in_flight",
+    "Storage checks calling the storage now.",
+)
+
 
 class _PhaseCollector(Collector):
     """connector_operator_connectors{phase}: counted from the cache at each scrape, so it is

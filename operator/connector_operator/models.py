@@ -465,7 +465,9 @@ class Condition(BaseModel):
 
     model_config = ConfigDict(**_KUBERNETES_STYLE, extra="ignore")
 
-    type: str = Field(description="The condition's type: Ready, Reconciling or Stalled.")
+    type: str = Field(
+        description="The condition's type: Ready, Reconciling, Stalled or StorageReachable."
+    )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(description="Why the condition has its status, in one CamelCase word.")
     message: str = Field(description="Why the condition has its status, in one sentence.")
@@ -503,7 +505,11 @@ class ConnectorStatus(BaseModel):
         default=None, description="The metadata.generation the status was computed from."
     )
     conditions: list[Condition] = Field(
-        default_factory=list, description="Ready, Reconciling and Stalled, after kstatus."
+        default_factory=list,
+        description=(
+            "Ready, Reconciling and Stalled, after kstatus; StorageReachable for AmazonS3 and "
+            "AzureStorage, unless storage checks are off."
+        ),
     )
     action: ActionStatus | None = Field(
         default=None, description="The action the operator last acted on."

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from connector_operator import failpoints, metrics, resources, states
 from connector_operator.cache import Cache
 from connector_operator.children import ChildConflictError, Children
-from connector_operator.conditions import READY, STALLED, Wanted, merge
+from connector_operator.conditions import READY, STALLED, STORAGE_REACHABLE, Wanted, merge
 from connector_operator.informer import Key, resource_version
 from connector_operator.kube import ApiError, ConflictError, Kube, NotFoundError, TransientError
 from connector_operator.models import (
@@ -26,6 +26,9 @@ from connector_operator.models import (
     ConnectorStatus,
 )
 from connector_operator.profiles import Inputs, Profile
+from connector_operator.storage.checks import StorageChecks
+from connector_operator.storage.condition import StorageObservation
+from connector_operator.storage.target import target_of
 from connector_operator.vault import Folders, VaultError
 from connector_operator.workqueue import Retry
 
@@ -59,19 +62,24 @@ class Reconciler:
         kube: Kube,
         cache: Cache,
         profile: Profile,
+        *,
         folders: Folders | None = None,
+        storage: StorageChecks | None = None,
         clock: Callable[[], datetime.datetime] = utcnow,
     ) -> None:
         self.kube = kube
         self.cache = cache
         self.profile = profile
         self.folders = folders
+        self.storage = storage
         self.clock = clock
         self._referenced: dict[Key, SecretInfo] = {}
         self.children = Children(kube, cache)
 
     def forget(self, key: Key) -> None:
         self.children.forget(key)
+        if self.storage is not None:
+            self.storage.forget(key)
 
     async def reconcile(self, key: Key) -> None:
         body = self.cache.connectors.get(key)
@@ -128,7 +136,12 @@ class Reconciler:
         inputs = Inputs(connector, credentials.values, credentials.digest, keys)
         return inputs, credentials
 
-    def _observe(self, body: Mapping[str, Any], problem: tuple[str, str] | None) -> states.Observed:
+    def _observe(
+        self,
+        body: Mapping[str, Any],
+        problem: tuple[str, str] | None,
+        storage: StorageObservation | None,
+    ) -> states.Observed:
         name = body["metadata"]["name"]
         deployments = {
             plane: self.cache.child(
@@ -140,7 +153,20 @@ class Reconciler:
             deployments={p: states.summarize_deployment(d) for p, d in deployments.items()},
             pods=sum(self.cache.live_pods(d) for d in deployments.values()),
             config_problem=problem,
+            storage=storage,
         )
+
+    def _storage(
+        self, key: Key, connector: Connector, credentials: Credentials
+    ) -> StorageObservation | None:
+        """The storage check's verdict on the current target, never waited for. Credentials
+        that cannot be resolved leave the last verdict standing."""
+        if self.storage is None or not CREDENTIAL_FIELDS[connector.spec.storage_type]:
+            return None
+        target = target_of(connector.spec, credentials.values)
+        if credentials.problem is not None or target is None:
+            return StorageObservation(self.storage.mode, None)
+        return StorageObservation(self.storage.mode, self.storage.observe(key, target))
 
     async def _converge(self, key: Key, body: Mapping[str, Any], connector: Connector) -> None:
         if self.profile.unique_names:
@@ -150,7 +176,9 @@ class Reconciler:
                 return
         inputs, credentials = await self._inputs(body, connector)
         hashes = self.profile.hashes(inputs)
-        observed = self._observe(body, credentials.problem)
+        observed = self._observe(
+            body, credentials.problem, self._storage(key, connector, credentials)
+        )
         requested = connector.metadata.annotations.get(ACTION_ANNOTATION)
         plan = states.decide(connector.status, requested, hashes, observed)
         repairs: list[tuple[str, str]] = []
@@ -289,6 +317,7 @@ class Reconciler:
             {READY: Wanted(False, reason, message), STALLED: Wanted(True, reason, message)},
             _rfc3339(now),
             generation,
+            keep=(STORAGE_REACHABLE,),
         )
         status = previous.model_copy(
             update={"conditions": conditions, "message": message}

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal
 
-from connector_operator.conditions import READY, RECONCILING, STALLED, Wanted, merge
+from connector_operator.conditions import (
+    READY,
+    RECONCILING,
+    STALLED,
+    STORAGE_REACHABLE,
+    Wanted,
+    merge,
+)
 from connector_operator.models import (
     ACTION_ANNOTATION,
     Action,
@@ -18,6 +25,8 @@ from connector_operator.models import (
     Phase,
 )
 from connector_operator.resources import CONFIG_HASH_ANNOTATION
+from connector_operator.storage import condition as storage_condition
+from connector_operator.storage.condition import CHECK_PENDING, StorageObservation
 
 RECOVER_HINT = f"set {ACTION_ANNOTATION} to stop, then to start"
 
@@ -52,6 +61,8 @@ class Observed:
     pods: int  # the pods of all planes that have not ended
     # Why the configuration cannot be resolved (a missing Secret or keys), or None.
     config_problem: tuple[str, str] | None = None
+    # The storage check's verdict; None: not checked (HttpData, or checks are off).
+    storage: StorageObservation | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,7 @@ class Plan:
     message: str
     applied_hash: str | None
     events: tuple[Event, ...] = field(default=())
+    kept: frozenset[str] = frozenset()  # conditions stored as they are (see conditions.merge)
 
 
 PHASE_MESSAGES = {
@@ -103,6 +115,15 @@ def decide(
     `requested` is the action annotation's value (None when absent, which means start).
     `desired` fingerprints, per plane, the configuration the spec asks for now.
     """
+    return _with_storage(_transition(previous, requested, desired, observed), previous, observed)
+
+
+def _transition(
+    previous: ConnectorStatus,
+    requested: str | None,
+    desired: Mapping[str, str],
+    observed: Observed,
+) -> Plan:
     value = "start" if requested is None else requested
     if value not in {a.value for a in Action}:
         return _invalid(previous, value)
@@ -114,6 +135,27 @@ def decide(
     if action is Action.STOP:
         return _stop(previous, combined_hash(desired), observed)
     return _start(previous, desired, observed)
+
+
+def _with_storage(plan: Plan, previous: ConnectorStatus, observed: Observed) -> Plan:
+    """The StorageReachable condition over any plan, and one event when it changes. Until the
+    current configuration's first verdict, the last one stays (its observedGeneration tells
+    its age); a Connector never checked yet shows Unknown."""
+    if observed.storage is None:
+        return plan
+    before = storage_condition.existing(previous.conditions)
+    verdict = observed.storage.verdict
+    if verdict is None:
+        if before is not None:
+            return replace(plan, kept=plan.kept | {STORAGE_REACHABLE})
+        conditions = {**plan.conditions, STORAGE_REACHABLE: storage_condition.CHECKING}
+        return replace(plan, conditions=conditions)
+    now = storage_condition.wanted(verdict)
+    events = plan.events
+    if storage_condition.changed(before, now):
+        kind: Literal["Normal", "Warning"] = "Normal" if now.status else "Warning"
+        events += (Event(kind, STORAGE_REACHABLE if now.status else now.reason, now.message),)
+    return replace(plan, conditions={**plan.conditions, STORAGE_REACHABLE: now}, events=events)
 
 
 def _accepted(action: Action, message: str) -> ActionStatus:
@@ -271,6 +313,13 @@ def _start(previous: ConnectorStatus, desired: Mapping[str, str], observed: Obse
             applied_hash=previous.config_hash,
             events=() if announced else (Event("Warning", reason, message),),
         )
+    running = all(
+        (d := observed.deployments.get(plane)) is not None and _running(d, h)
+        for plane, h in desired.items()
+    )
+    held = storage_condition.hold(observed.storage, running)
+    if held is not None:
+        return _held_for_storage(previous, record, *held)
     failed = next(
         (
             (plane, d.failure)
@@ -292,10 +341,7 @@ def _start(previous: ConnectorStatus, desired: Mapping[str, str], observed: Obse
             applied_hash=desired_hash,
             events=events,
         )
-    if all(
-        (d := observed.deployments.get(plane)) is not None and _running(d, h)
-        for plane, h in desired.items()
-    ):
+    if running:
         message = PHASE_MESSAGES[Phase.RUNNING]
         return Plan(
             intent=Intent.RUN,
@@ -323,6 +369,34 @@ def _start(previous: ConnectorStatus, desired: Mapping[str, str], observed: Obse
         message=message,
         applied_hash=desired_hash,
         events=_transition_events(previous, phase, message),
+    )
+
+
+def _held_for_storage(
+    previous: ConnectorStatus, record: ActionStatus, reason: str, message: str
+) -> Plan:
+    """Enforce mode: the workload is left as it is until the storage check passes. A pending
+    first check is progress (Reconciling); a failed one blocks (Stalled). The condition's own
+    event says what failed, so this adds none."""
+    if reason != CHECK_PENDING:
+        return _held(
+            previous.phase or Phase.STARTING,
+            reason,
+            message,
+            record=record,
+            applied_hash=previous.config_hash,
+            events=(),
+        )
+    return Plan(
+        intent=Intent.LEAVE,
+        phase=previous.phase or Phase.STARTING,
+        conditions={
+            READY: Wanted(False, reason, message),
+            RECONCILING: Wanted(True, reason, message),
+        },
+        action=record,
+        message=message,
+        applied_hash=previous.config_hash,
     )
 
 
@@ -411,7 +485,7 @@ def next_status(previous: ConnectorStatus, plan: Plan, generation: int, now: str
     status = ConnectorStatus(
         phase=plan.phase,
         observed_generation=generation,
-        conditions=merge(previous.conditions, plan.conditions, now, generation),
+        conditions=merge(previous.conditions, plan.conditions, now, generation, plan.kept),
         action=plan.action,
         config_hash=plan.applied_hash,
         message=plan.message,

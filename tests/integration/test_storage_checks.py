@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from aiobotocore.session import AioSession
 
-from connector_operator.storage.azure import AzureTarget, check_azure
-from connector_operator.storage.s3 import S3Target, check_s3
+from connector_operator.storage.azure import check_azure
+from connector_operator.storage.s3 import check_s3
+from connector_operator.storage.target import AzureTarget, S3Target
 from connector_operator.storage.verdict import Reason, Verdict
 from tests.storage import azurite as azurite_support
 from tests.storage import moto as moto_support

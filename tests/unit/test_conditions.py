@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from connector_operator.conditions import READY, RECONCILING, STALLED, Wanted, merge
+from connector_operator.conditions import (
+    READY,
+    RECONCILING,
+    STALLED,
+    STORAGE_REACHABLE,
+    Wanted,
+    merge,
+)
 from connector_operator.models import Condition
 
 T0 = "2025-01-01T00:00:00Z"
@@ -157,3 +164,36 @@ class TestForeignConditionsAndOrder:
         merge(existing, {READY: Wanted(True, "Running", ".")}, T1, 2)
 
         assert existing == snapshot
+
+
+class TestKeptAndUnknown:
+    def test_a_kept_condition_stays_exactly_as_stored(self) -> None:
+        before = condition(STORAGE_REACHABLE, "False", reason="InvalidCredentials")
+
+        merged = merge(
+            [condition(READY, "True"), before],
+            {READY: Wanted(True, "Running", "Running.")},
+            T1,
+            2,
+            keep=(STORAGE_REACHABLE,),
+        )
+
+        assert by_type(merged)[STORAGE_REACHABLE] == before
+
+    def test_an_operator_condition_neither_wanted_nor_kept_is_dropped(self) -> None:
+        existing = [condition(READY, "True"), condition(STORAGE_REACHABLE, "True")]
+
+        merged = merge(existing, {READY: Wanted(True, "Running", "Running.")}, T1, 2)
+
+        assert [c.type for c in merged] == [READY]
+
+    def test_unknown_is_stored_as_unknown_and_flips_the_transition_time(self) -> None:
+        existing = [condition(READY, "True"), condition(STORAGE_REACHABLE, "True")]
+        wanted = {
+            READY: Wanted(True, "Running", "Running."),
+            STORAGE_REACHABLE: Wanted(None, "CheckFailed", "The check could not finish."),
+        }
+
+        stored = by_type(merge(existing, wanted, T1, 2))[STORAGE_REACHABLE]
+
+        assert (stored.status, stored.last_transition_time) == ("Unknown", T1)

@@ -14,6 +14,7 @@ from connector_operator.config import (
     Probe,
 )
 from connector_operator.config import from_env as read_env
+from connector_operator.storage.settings import Mode, StorageCheckSettings
 
 P = "CONNECTOR_OPERATOR_"
 
@@ -48,6 +49,9 @@ class TestDefaults:
         )
         assert config.workers == 4
         assert config.hash_key_secret == "connector-operator-hash-key"  # noqa: S105 -- a name
+        assert config.storage_check == StorageCheckSettings(
+            mode=Mode.WARN, interval_seconds=300, write=True, concurrency=8, timeout_seconds=5
+        )
 
     def test_unrelated_variables_are_ignored(self) -> None:
         env = {"PATH": "/usr/bin", "IMAGE": "other:1", "CONNECTOR_IMAGE": "other:2"}
@@ -72,6 +76,11 @@ class TestDefaults:
             "LEASE_NAMESPACE",
             "WORKERS",
             "HASH_KEY_SECRET",
+            "STORAGE_CHECK",
+            "STORAGE_CHECK_INTERVAL_SECONDS",
+            "STORAGE_CHECK_WRITE",
+            "STORAGE_CHECK_CONCURRENCY",
+            "STORAGE_CHECK_TIMEOUT_SECONDS",
         ],
     )
     def test_an_empty_value_means_the_default(self, name: str) -> None:
@@ -131,6 +140,18 @@ class TestEveryVariable:
             ({"HASH_KEY_SECRET": "hash-key"}, "hash_key_secret", "hash-key"),
             ({"HASH_KEY_SECRET": "ops.hash-key.v2"}, "hash_key_secret", "ops.hash-key.v2"),
             ({"HASH_KEY_SECRET": "k" * 253}, "hash_key_secret", "k" * 253),
+            ({"STORAGE_CHECK": "Enforce"}, "storage_check", StorageCheckSettings(Mode.ENFORCE)),
+            ({"STORAGE_CHECK": "off"}, "storage_check", StorageCheckSettings(Mode.OFF)),
+            (
+                {"STORAGE_CHECK_INTERVAL_SECONDS": "60", "STORAGE_CHECK_WRITE": "false"},
+                "storage_check",
+                StorageCheckSettings(interval_seconds=60, write=False),
+            ),
+            (
+                {"STORAGE_CHECK_CONCURRENCY": "2", "STORAGE_CHECK_TIMEOUT_SECONDS": "10"},
+                "storage_check",
+                StorageCheckSettings(concurrency=2, timeout_seconds=10),
+            ),
         ],
         ids=lambda value: "-".join(value) if isinstance(value, dict) else None,
     )
@@ -228,6 +249,8 @@ class TestFingerprint:
             {"LEASE_NAMESPACE": "y"},
             {"WORKERS": "8"},
             {"HASH_KEY_SECRET": "other-key"},
+            {"STORAGE_CHECK": "enforce"},
+            {"STORAGE_CHECK_WRITE": "false"},
         ],
         ids=lambda change: next(iter(change)),
     )
@@ -296,6 +319,24 @@ class TestErrors:
             pytest.param({"LOG_LEVEL": "verbose"}, "LOG_LEVEL", "'VERBOSE'", id="log-level"),
             pytest.param({"LOG_LEVEL": "CRITICAL"}, "LOG_LEVEL", "must be DEBUG", id="critical"),
             pytest.param({"LOG_FORMAT": "yaml"}, "LOG_FORMAT", "json or text", id="log-format"),
+            pytest.param(
+                {"STORAGE_CHECK": "strict"}, "STORAGE_CHECK", "enforce, warn, off", id="check-mode"
+            ),
+            pytest.param(
+                {"STORAGE_CHECK_INTERVAL_SECONDS": "0"},
+                "STORAGE_CHECK_INTERVAL_SECONDS",
+                "at least 1",
+                id="check-interval",
+            ),
+            pytest.param(
+                {"STORAGE_CHECK_WRITE": "maybe"}, "STORAGE_CHECK_WRITE", "true or false", id="write"
+            ),
+            pytest.param(
+                {"STORAGE_CHECK_TIMEOUT_SECONDS": "600"},
+                "STORAGE_CHECK_TIMEOUT_SECONDS",
+                "at most 120",
+                id="check-timeout",
+            ),
             pytest.param(
                 {"LEADER_ELECTION": "maybe"},
                 "LEADER_ELECTION",

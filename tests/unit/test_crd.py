@@ -122,6 +122,7 @@ def test_printer_columns() -> None:
         ("Phase", "string", ".status.phase"),
         ("Storage", "string", ".spec.storage_type"),
         ("Ready", "string", '.status.conditions[?(@.type=="Ready")].status'),
+        ("Reachable", "string", '.status.conditions[?(@.type=="StorageReachable")].status'),
         ("Age", "date", ".metadata.creationTimestamp"),
     ]
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import ssl
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from azure.core.credentials import AzureNamedKeyCredential
@@ -20,8 +19,10 @@ from azure.core.exceptions import (
 from azure.storage.blob.aio import ContainerClient
 
 from connector_operator.models import StorageType
+from connector_operator.storage.target import AzureTarget
 from connector_operator.storage.verdict import (
     PROBE_PREFIX,
+    CheckFailedError,
     Pair,
     Transport,
     Verdict,
@@ -31,23 +32,6 @@ from connector_operator.storage.verdict import (
 )
 
 AZURE = StorageType.AZURE_STORAGE
-
-
-@dataclass(frozen=True)
-class AzureTarget:
-    container: str
-    url: str | None  # the blob service endpoint; None: https://<account>.blob.core.windows.net
-    read: tuple[str, str]  # account name, account key
-    write: tuple[str, str]
-
-    def endpoint(self, account: str) -> str:
-        return self.url or f"https://{account}.blob.core.windows.net"
-
-
-class CheckFailedError(Exception):
-    def __init__(self, verdict: Verdict) -> None:
-        super().__init__(verdict.reason.value)
-        self.verdict = verdict
 
 
 async def check_azure(target: AzureTarget, *, write: bool, timeout: float) -> Verdict:

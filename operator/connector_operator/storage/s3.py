@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiobotocore.config import AioConfig
@@ -18,8 +17,10 @@ from botocore.exceptions import (
 )
 
 from connector_operator.models import StorageType
+from connector_operator.storage.target import S3Target, endpoint_of
 from connector_operator.storage.verdict import (
     PROBE_PREFIX,
+    CheckFailedError,
     Pair,
     Transport,
     Verdict,
@@ -31,23 +32,6 @@ from connector_operator.storage.verdict import (
 )
 
 S3 = StorageType.AMAZON_S3
-
-
-@dataclass(frozen=True)
-class S3Target:
-    bucket: str
-    region: str
-    url: str | None
-    read: tuple[str, str]  # access key id, secret access key
-    write: tuple[str, str]
-
-
-class CheckFailedError(Exception):
-    """A step failed; it carries the verdict."""
-
-    def __init__(self, verdict: Verdict) -> None:
-        super().__init__(verdict.reason.value)
-        self.verdict = verdict
 
 
 async def check_s3(
@@ -95,9 +79,9 @@ async def _step(
         status = int((answer.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
         raise CheckFailedError(from_code(S3, pair, doing, code, status)) from None
     except SSLError:
-        raise CheckFailedError(from_transport(_endpoint(target), Transport.TLS)) from None
+        raise CheckFailedError(from_transport(endpoint_of(target), Transport.TLS)) from None
     except (BotoCoreError, OSError, TimeoutError):
-        raise CheckFailedError(from_transport(_endpoint(target), Transport.UNREACHABLE)) from None
+        raise CheckFailedError(from_transport(endpoint_of(target), Transport.UNREACHABLE)) from None
 
 
 async def _read(client: Any, target: S3Target) -> None:
@@ -140,7 +124,3 @@ async def _write(client: Any, target: S3Target) -> None:
         target, Pair.WRITE, "delete its probe object",
         lambda: client.delete_object(Bucket=target.bucket, Key=key),
     )  # fmt: skip
-
-
-def _endpoint(target: S3Target) -> str:
-    return target.url or f"https://s3.{target.region}.amazonaws.com"

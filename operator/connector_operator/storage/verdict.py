@@ -28,6 +28,7 @@ class Reason(StrEnum):
     WRONG_REGION = "WrongRegion"
     ENDPOINT_UNREACHABLE = "EndpointUnreachable"
     TLS_ERROR = "TLSError"
+    CHECK_FAILED = "CheckFailed"  # the check itself broke: the condition is Unknown
 
 
 class Pair(StrEnum):
@@ -85,6 +86,14 @@ class Verdict:
     @property
     def reachable(self) -> bool:
         return self.reason is Reason.REACHABLE
+
+
+class CheckFailedError(Exception):
+    """A step of a check failed; it carries the verdict (its text is the reason only)."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.reason.value)
+        self.verdict = verdict
 
 
 def reachable(storage_type: StorageType, writes: bool) -> Verdict:
@@ -149,6 +158,15 @@ def from_transport(endpoint: str, failure: Transport) -> Verdict:
     return Verdict(
         Reason.ENDPOINT_UNREACHABLE,
         f"{endpoint} (`url`) refused the connection, is unknown, or did not answer in time.",
+    )
+
+
+def check_failed(kind: str) -> Verdict:
+    """A check that ended in an error no reason covers; `kind` is the error's type name (its
+    text is not shown: it could quote what was sent)."""
+    return Verdict(
+        Reason.CHECK_FAILED,
+        f"The storage check could not finish ({kind}); it runs again at the next interval.",
     )
 
 
