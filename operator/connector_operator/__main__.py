@@ -76,6 +76,10 @@ def main() -> None:
     # The client library logs request bodies at DEBUG: never let it, credentials travel there.
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # The storage clients log signed requests (the access key id, the string signed) at DEBUG
+    # and request headers at INFO: the storage checks' only words are the condition's.
+    for storage_client in ("botocore", "aiobotocore", "azure"):
+        logging.getLogger(storage_client).setLevel(logging.WARNING)
     if cfg.log_level != "DEBUG":
         # Kopf reports every watch event it hands to a handler; at INFO that is noise.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)

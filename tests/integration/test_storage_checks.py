@@ -36,6 +36,8 @@ def s3(
     with moto_support.running(tmp_path_factory.mktemp("moto")) as server:
         server.create_bucket("orders", REGION)
         server.create_bucket("archive", "us-west-2")
+        server.create_bucket("empties", REGION)
+        server.client("s3", REGION).put_object(Bucket="empties", Key="empty", Body=b"")
         keys = {
             "reader": server.create_user("reader", write=False),
             "writer": server.create_user("writer", write=True),
@@ -49,6 +51,9 @@ def blob(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     accounts = {"acct": KEY, "other": OTHER_KEY}
     with azurite_support.running(tmp_path_factory.mktemp("azurite"), accounts) as server:
         server.create_container("acct", "reports")
+        server.create_container("acct", "empties")
+        with server.service("acct") as service:
+            service.get_container_client("empties").upload_blob("empty", b"")
         yield server
 
 
@@ -94,6 +99,9 @@ def test_s3_every_reason_from_a_real_failure(s3: tuple[Moto, Keys], tmp_path: Pa
         assert verdict.reason is reason, (case, verdict)
         assert said is None or said in verdict.message, (case, verdict)
     assert s3_check(good, write=False).reason is Reason.REACHABLE
+    # Reading the first byte of an empty object is refused (InvalidRange), yet was allowed.
+    empties = S3Target("empties", REGION, server.endpoint, read=reader, write=writer)
+    assert s3_check(empties).reason is Reason.REACHABLE
 
     server.revoke(reader[0])
     try:
@@ -134,6 +142,8 @@ def test_azure_every_reason_from_a_real_failure(blob: Azurite) -> None:
     for case, (target, reason) in cases.items():
         verdict = shows_no_secret(azure_check(target), KEY, OTHER_KEY)
         assert verdict.reason is reason, (case, verdict)
+    empties = AzureTarget("empties", url, read=("acct", KEY), write=("acct", KEY))
+    assert azure_check(empties).reason is Reason.REACHABLE  # an empty blob read: allowed
     write = azure_check(AzureTarget("reports", url, ("acct", KEY), ("acct", OTHER_KEY)))
     assert "write pair" in write.message
 

@@ -34,6 +34,9 @@ S3, AZURE = StorageType.AMAZON_S3, StorageType.AZURE_STORAGE
         (AZURE, "AuthorizationFailure", 403, Reason.INVALID_CREDENTIALS),  # Azurite
         (AZURE, "AuthorizationPermissionMismatch", 403, Reason.ACCESS_DENIED),
         (AZURE, "ContainerNotFound", 404, Reason.CONTAINER_NOT_FOUND),
+        (S3, "SomethingNew", 403, Reason.ACCESS_DENIED),
+        (S3, "InternalError", 500, Reason.CHECK_FAILED),  # no reason covers it: Unknown
+        (AZURE, "ServerBusy", 503, Reason.CHECK_FAILED),
     ],
 )
 def test_each_answer_has_its_reason(

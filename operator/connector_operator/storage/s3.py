@@ -20,6 +20,7 @@ from connector_operator.models import StorageType
 from connector_operator.storage.target import S3Target, endpoint_of
 from connector_operator.storage.verdict import (
     PROBE_PREFIX,
+    READ_ALLOWED,
     CheckFailedError,
     Pair,
     Transport,
@@ -67,15 +68,21 @@ def _client(session: AioSession, target: S3Target, pair: tuple[str, str], timeou
 
 
 async def _step(
-    target: S3Target, pair: Pair, doing: str, call: Callable[[], Awaitable[Any]]
+    target: S3Target,
+    pair: Pair,
+    doing: str,
+    call: Callable[[], Awaitable[Any]],
+    allowed: frozenset[str] = frozenset(),
 ) -> Any:
-    """One call; any failure becomes the verdict (the exception's text is never read: real
-    S3 error bodies can quote the access key id)."""
+    """One call; any failure becomes the verdict, but for the error codes `allowed` (the
+    exception's text is never read: real S3 error bodies can quote the access key id)."""
     try:
         return await call()
     except ClientError as error:
         answer = error.response or {}
         code = str((answer.get("Error") or {}).get("Code") or "")
+        if code in allowed:
+            return None
         status = int((answer.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
         raise CheckFailedError(from_code(S3, pair, doing, code, status)) from None
     except SSLError:
@@ -93,13 +100,19 @@ async def _read(client: Any, target: S3Target) -> None:
     for item in (listed.get("Contents") or ())[:1]:
         key = str(item["Key"])
 
-        def first_byte(key: str = key) -> Awaitable[Any]:
-            return client.get_object(Bucket=bucket, Key=key, Range="bytes=0-0")  # type: ignore[no-any-return]
+        def first_byte(key: str = key) -> Awaitable[bytes]:
+            return _read_first_byte(client, bucket, key)
 
-        await _step(target, Pair.READ, "read an object", first_byte)
+        await _step(target, Pair.READ, "read an object", first_byte, READ_ALLOWED)
     actual = await _region(client, target, listed)
     if actual is not None and actual != target.region:
         raise CheckFailedError(wrong_region(target.region, actual))
+
+
+async def _read_first_byte(client: Any, bucket: str, key: str) -> bytes:
+    answer = await client.get_object(Bucket=bucket, Key=key, Range="bytes=0-0")
+    async with answer["Body"] as body:
+        return bytes(await body.read())
 
 
 async def _region(client: Any, target: S3Target, listed: dict[str, Any]) -> str | None:

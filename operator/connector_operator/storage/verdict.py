@@ -72,6 +72,9 @@ AZURE_CODES = {
     "InsufficientAccountPermissions": Reason.ACCESS_DENIED,
     "ContainerNotFound": Reason.CONTAINER_NOT_FOUND,
 }
+# Answers to reading one object that prove the read was allowed: it went away between the
+# listing and the read, or it is empty (a probe object of another check, say).
+READ_ALLOWED = frozenset({"NoSuchKey", "BlobNotFound", "InvalidRange"})
 SAID = {
     Reason.INVALID_CREDENTIALS: "was not accepted: the key is unknown or does not match",
     Reason.ACCESS_DENIED: "was refused",
@@ -117,8 +120,13 @@ def from_code(storage_type: StorageType, pair: Pair, doing: str, code: str, stat
     elif reason in (Reason.BUCKET_NOT_FOUND, Reason.CONTAINER_NOT_FOUND):
         what = "bucket" if reason is Reason.BUCKET_NOT_FOUND else "container"
         text = f"The storage has no such {what} (`{what}_name`) ({code})."
-    else:
+    elif reason is Reason.ACCESS_DENIED:
         text = f"The storage refused to let the {pair} pair {doing}: {code or status}."
+    else:
+        text = (
+            f"The storage answered {code or status} when the {pair} pair tried to {doing}; "
+            "the check runs again at the next interval."
+        )
     return Verdict(reason, text)
 
 
@@ -130,7 +138,9 @@ def _by_status(storage_type: StorageType, status: int) -> Reason:
         return Reason.WRONG_REGION
     if status == 401:
         return Reason.INVALID_CREDENTIALS
-    return Reason.ACCESS_DENIED
+    if status == 403:
+        return Reason.ACCESS_DENIED
+    return Reason.CHECK_FAILED  # an answer no reason covers (a 500, a 503): not known
 
 
 def wrong_region(configured: str, actual: str) -> Verdict:
