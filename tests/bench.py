@@ -8,7 +8,8 @@ Measures, on one fresh control plane:
 - restart: writes and time for a restarted operator to confirm N converged Connectors;
 - latency: annotate stop -> Stopped, and start -> Running, for one Connector among N;
 - the control plane's peak memory (each component's VmHWM) over the whole run;
-- the REST gateway: GET /connectors with 1,000 Connectors (tests/bench_gateway.py).
+- the REST gateway: GET /connectors with 1,000 Connectors (tests/bench_gateway.py);
+- the storage checks of 1,000 AmazonS3 Connectors against moto (tests/bench_storage.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 import controlplane  # noqa: E402 -- lives beside the go.mod files, not in a package
 
 from tests.bench_gateway import GatewayBench  # noqa: E402 -- after the path above
+from tests.bench_storage import StorageBench  # noqa: E402
 
 free_port = controlplane.free_port
 
@@ -185,18 +187,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--connectors", type=int, default=40)
     parser.add_argument("--gateway-connectors", type=int, default=1000)
-    parser.add_argument("--only", choices=["operator", "gateway"], default=None)
+    parser.add_argument("--storage-connectors", type=int, default=1000)
+    parser.add_argument("--storage-window", type=float, default=300.0, help="seconds")
+    parser.add_argument("--only", choices=["operator", "gateway", "storage"], default=None)
     args = parser.parse_args()
     result: dict[str, Any] = {}
     with controlplane.running() as plane:
-        if args.only != "gateway":
+        if args.only in (None, "operator"):
             bench = Bench(plane, args.connectors)
             try:
                 result = bench.run()
             finally:
                 bench.stop_operator()
-        if args.only != "operator":
+        if args.only in (None, "gateway"):
             result["gateway"] = GatewayBench(plane, args.gateway_connectors).run()
+        if args.only in (None, "storage"):
+            storage = StorageBench(plane, args.storage_connectors, args.storage_window)
+            try:
+                result["storage"] = storage.run()
+            finally:
+                storage.stop_operator()
     print(json.dumps(result, indent=2))
     return 0
 

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiobotocore.session import AioSession
 
 from connector_operator.storage.azure import check_azure
 from connector_operator.storage.s3 import check_s3
+from connector_operator.storage.s3_clients import MissingPairError, S3Clients
 from connector_operator.storage.target import AzureTarget, S3Target
 from connector_operator.storage.verdict import Reason, Verdict
 from tests.storage import azurite as azurite_support
@@ -59,7 +59,8 @@ def blob(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 
 def s3_check(target: S3Target, write: bool = True) -> Verdict:
     async def run() -> Verdict:
-        return await check_s3(AioSession(), target, write=write, timeout=TIMEOUT)
+        async with S3Clients(TIMEOUT) as clients:
+            return await check_s3(clients, target, write=write)
 
     return asyncio.run(run())
 
@@ -116,6 +117,48 @@ def test_s3_every_reason_from_a_real_failure(s3: tuple[Moto, Keys], tmp_path: Pa
         assert down.reason is Reason.ENDPOINT_UNREACHABLE, down
     finally:
         server.start()
+
+
+def test_concurrent_s3_checks_over_one_client_each_sign_with_their_own_pair(
+    s3: tuple[Moto, Keys],
+) -> None:
+    server, keys = s3
+    reader, writer = keys["reader"], keys["writer"]
+    wrong = (reader[0], "wrong-secret")
+    targets = {
+        "good": S3Target("orders", REGION, server.endpoint, read=reader, write=writer),
+        "bad read": S3Target("orders", REGION, server.endpoint, read=wrong, write=writer),
+        "read-only writer": S3Target("orders", REGION, server.endpoint, read=reader,
+                                     write=reader),
+    }  # fmt: skip
+    expected = {
+        "good": Reason.REACHABLE,
+        "bad read": Reason.INVALID_CREDENTIALS,
+        "read-only writer": Reason.ACCESS_DENIED,
+    }
+
+    async def run() -> list[tuple[str, Reason]]:
+        async with S3Clients(TIMEOUT) as clients:
+            names = list(targets) * 10  # interleaved, all at once, one shared client
+            found = await asyncio.gather(
+                *(check_s3(clients, targets[name], write=True) for name in names)
+            )
+            return [(name, verdict.reason) for name, verdict in zip(names, found, strict=True)]
+
+    for name, reason in asyncio.run(run()):
+        assert reason is expected[name], name
+
+
+def test_a_request_without_a_checks_pair_is_never_sent(s3: tuple[Moto, Keys]) -> None:
+    server, keys = s3
+    target = S3Target("orders", REGION, server.endpoint, keys["reader"], keys["writer"])
+
+    async def unsigned() -> None:
+        async with S3Clients(TIMEOUT) as clients, clients.using(target) as client:
+            await client.list_objects_v2(Bucket="orders")
+
+    with pytest.raises(MissingPairError):
+        asyncio.run(unsigned())
 
 
 def azure_check(target: AzureTarget) -> Verdict:

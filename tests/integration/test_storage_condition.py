@@ -211,7 +211,7 @@ def test_a_revoked_key_flips_the_condition_and_its_restoration_flips_it_back(
     ]
 
 
-def test_a_rotated_secret_is_checked_at_once(
+def test_a_rotated_secret_or_an_edit_is_checked_at_once(
     peers: Peers, start_operator: Callable[..., Operator], connectors: Connectors
 ) -> None:
     checking(start_operator, interval_seconds="3600")  # no timer helps within the test
@@ -221,8 +221,13 @@ def test_a_rotated_secret_is_checked_at_once(
     assert "write pair" in denied["message"]
 
     connectors.apply(secret_manifest("orders-keys", s3_pairs(peers.reader, peers.writer)))
-
     storage_says(connectors, "orders", "Reachable")
+
+    edited = on_s3_by_secret("orders", peers, "orders-keys")
+    edited["spec"]["storage_config"]["bucket_name"] = "absent"
+    connectors.apply(edited)
+    missing = storage_says(connectors, "orders", "BucketNotFound")
+    assert missing["observedGeneration"] == connectors.get("orders")["metadata"]["generation"]
 
 
 def test_enforce_holds_the_workload_until_a_check_passes(

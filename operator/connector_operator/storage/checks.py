@@ -17,18 +17,23 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
-from connector_operator import metrics
+from connector_operator import memory, metrics
 from connector_operator.informer import Key
 from connector_operator.storage.settings import Mode, StorageCheckSettings
 from connector_operator.storage.target import S3Target, Target, endpoint_of, fingerprint
 from connector_operator.storage.verdict import Transport, Verdict, check_failed, from_transport
 
+if TYPE_CHECKING:  # imported for real only by the first S3 check
+    from connector_operator.storage.s3_clients import S3Clients
+
 log = logging.getLogger(__name__)
 # A check makes at most five calls (list, read, locate; write, delete), each bounded by the
 # timeout; this bounds a storage that answers, but slowly, byte by byte.
 CALLS_PER_CHECK = 5
+# When no check is in flight, the heap the clients left is handed back, at most this often.
+RELEASE_EVERY_SECONDS = 30.0
 
 
 class StorageChecks:
@@ -44,7 +49,9 @@ class StorageChecks:
         self._verdicts: dict[Key, tuple[str, Verdict]] = {}  # what was found, for which
         self._tasks: dict[Key, asyncio.Task[None]] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
-        self._session: Any = None  # one aiobotocore session (its loaders cache), made lazily
+        self._s3: S3Clients | None = None  # the shared S3 clients, made by the first S3 check
+        self._in_flight = 0
+        self._released_at = 0.0
 
     @property
     def mode(self) -> Mode:
@@ -81,6 +88,8 @@ class StorageChecks:
                 await task
         self._timers.clear()
         self._tasks.clear()
+        if self._s3 is not None:
+            await self._s3.close()
 
     def _start(self, key: Key) -> None:
         if (timer := self._timers.pop(key, None)) is not None:
@@ -117,6 +126,7 @@ class StorageChecks:
     async def _run(self, key: Key, target: Target) -> Verdict:
         kind = "AmazonS3" if isinstance(target, S3Target) else "AzureStorage"
         async with self._slots:
+            self._in_flight += 1
             metrics.STORAGE_CHECKS_IN_FLIGHT.inc()
             started = time.monotonic()
             try:
@@ -129,10 +139,15 @@ class StorageChecks:
                 log.warning("a storage check broke: %s", type(error).__name__)
                 verdict = check_failed(type(error).__name__)
             finally:
+                self._in_flight -= 1
                 metrics.STORAGE_CHECKS_IN_FLIGHT.dec()
-            metrics.STORAGE_CHECK_SECONDS.labels(storage_type=kind).observe(
-                time.monotonic() - started
-            )
+            finished = time.monotonic()
+            metrics.STORAGE_CHECK_SECONDS.labels(storage_type=kind).observe(finished - started)
+        if self._in_flight == 0 and finished - self._released_at > RELEASE_EVERY_SECONDS:
+            # Each check makes and drops clients (tens of MiB over a burst of checks); the
+            # allocator would keep that peak for good.
+            self._released_at = finished
+            memory.release()
         metrics.STORAGE_CHECKS.labels(storage_type=kind, result=verdict.reason.value).inc()
         log.debug("storage check of %s/%s: %s", key[0], key[1], verdict.reason.value)
         return verdict
@@ -142,13 +157,12 @@ class StorageChecks:
         if isinstance(target, S3Target):
             # Imported here: the client libraries cost tens of MiB that an installation
             # without S3 (or with checks off) never pays.
-            from aiobotocore.session import AioSession  # noqa: PLC0415
-
             from connector_operator.storage.s3 import check_s3  # noqa: PLC0415
+            from connector_operator.storage.s3_clients import S3Clients  # noqa: PLC0415
 
-            if self._session is None:
-                self._session = AioSession()
-            return await check_s3(self._session, target, write=write, timeout=timeout)
+            if self._s3 is None:
+                self._s3 = S3Clients(timeout)
+            return await check_s3(self._s3, target, write=write)
         from connector_operator.storage.azure import check_azure  # noqa: PLC0415
 
         return await check_azure(target, write=write, timeout=timeout)

@@ -1,6 +1,7 @@
 """The S3 check: the read pair lists the bucket and reads an object, the bucket's real region
-is compared with `region`, and the write pair writes and deletes a probe object (aiobotocore;
-one attempt, short timeouts; only error codes are read of a failure)."""
+is compared with `region`, and the write pair writes and deletes a probe object (aiobotocore,
+over the shared clients of `s3_clients`; one attempt, short timeouts; only error codes are read
+of a failure)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -17,6 +16,7 @@ from botocore.exceptions import (
 )
 
 from connector_operator.models import StorageType
+from connector_operator.storage.s3_clients import S3Clients, signing_as
 from connector_operator.storage.target import S3Target, endpoint_of
 from connector_operator.storage.verdict import (
     PROBE_PREFIX,
@@ -35,36 +35,18 @@ from connector_operator.storage.verdict import (
 S3 = StorageType.AMAZON_S3
 
 
-async def check_s3(
-    session: AioSession, target: S3Target, *, write: bool, timeout: float
-) -> Verdict:
+async def check_s3(clients: S3Clients, target: S3Target, *, write: bool) -> Verdict:
     """The verdict on the bucket and both pairs (the first failure found)."""
     try:
-        async with _client(session, target, target.read, timeout) as client:
-            await _read(client, target)
-        if write:
-            async with _client(session, target, target.write, timeout) as client:
-                await _write(client, target)
+        async with clients.using(target) as client:
+            with signing_as(target.read):
+                await _read(client, target)
+            if write:
+                with signing_as(target.write):
+                    await _write(client, target)
     except CheckFailedError as failed:
         return failed.verdict
     return reachable(S3, write)
-
-
-def _client(session: AioSession, target: S3Target, pair: tuple[str, str], timeout: float) -> Any:
-    config = AioConfig(
-        retries={"total_max_attempts": 1},  # a check is repeated later, never retried now
-        connect_timeout=timeout,
-        read_timeout=timeout,
-        s3={"addressing_style": "path"} if target.url else None,
-    )
-    return session.create_client(
-        "s3",
-        region_name=target.region,
-        endpoint_url=target.url,
-        aws_access_key_id=pair[0],
-        aws_secret_access_key=pair[1],
-        config=config,
-    )
 
 
 async def _step(
