@@ -159,12 +159,16 @@ class Reconciler:
     def _storage(
         self, key: Key, connector: Connector, credentials: Credentials
     ) -> StorageObservation | None:
-        """The storage check's verdict on the current target, never waited for. Credentials
-        that cannot be resolved leave the last verdict standing."""
-        if self.storage is None or not CREDENTIAL_FIELDS[connector.spec.storage_type]:
+        """The storage check's verdict on the current target, never waited for. Without a
+        target (HttpData; credentials that cannot be resolved) the checks of the Connector
+        end; unresolved credentials leave the last verdict standing."""
+        if self.storage is None:
             return None
         target = target_of(connector.spec, credentials.values)
         if credentials.problem is not None or target is None:
+            self.storage.forget(key)
+            if not CREDENTIAL_FIELDS[connector.spec.storage_type]:
+                return None
             return StorageObservation(self.storage.mode, None)
         return StorageObservation(self.storage.mode, self.storage.observe(key, target))
 

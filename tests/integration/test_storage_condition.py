@@ -229,6 +229,9 @@ def test_a_rotated_secret_or_an_edit_is_checked_at_once(
     missing = storage_says(connectors, "orders", "BucketNotFound")
     assert missing["observedGeneration"] == connectors.get("orders")["metadata"]["generation"]
 
+    connectors.apply(connector("orders"))  # HttpData: no storage of its own
+    eventually(lambda: connectors.condition("orders", STORAGE) is None, what="no condition")
+
 
 def test_enforce_holds_the_workload_until_a_check_passes(
     peers: Peers, start_operator: Callable[..., Operator], connectors: Connectors
