@@ -59,8 +59,9 @@ class Controller:
     def _forget(self, key: Key) -> None:
         self.queue.forget(key)
         self.reconciler.forget(key)
-        if self.folders is not None:
-            self.queue.add(key)  # a pass without the Connector empties its vault folder
+        # One more pass, without the Connector: it empties its vault folder and ends what a
+        # pass still running may have begun again (its storage checks).
+        self.queue.add(key)
 
     async def start(self) -> None:
         """Primes the cache (every informer listed), then reconciles: a restart therefore

@@ -78,8 +78,7 @@ class Reconciler:
 
     def forget(self, key: Key) -> None:
         self.children.forget(key)
-        if self.storage is not None:
-            self.storage.forget(key)
+        self._end_storage_checks(key)
 
     async def reconcile(self, key: Key) -> None:
         body = self.cache.connectors.get(key)
@@ -91,6 +90,7 @@ class Reconciler:
         try:
             connector = Connector.model_validate(body)
         except ValidationError as error:
+            self._end_storage_checks(key)  # nothing to check until the spec is valid
             await self._refuse_spec(body, error)
             return
         try:
@@ -116,8 +116,9 @@ class Reconciler:
             raise Retry(str(error)) from None
 
     async def _gone(self, key: Key) -> None:
-        """A deleted Connector: the garbage collector removes its children; its vault folder
-        is the operator's to empty."""
+        """A deleted Connector: the garbage collector removes its children; its storage
+        checks and its vault folder are the operator's to end."""
+        self.forget(key)
         if self.folders is None:
             return
         try:
@@ -156,6 +157,10 @@ class Reconciler:
             storage=storage,
         )
 
+    def _end_storage_checks(self, key: Key) -> None:
+        if self.storage is not None:
+            self.storage.forget(key)
+
     def _storage(
         self, key: Key, connector: Connector, credentials: Credentials
     ) -> StorageObservation | None:
@@ -166,7 +171,7 @@ class Reconciler:
             return None
         target = target_of(connector.spec, credentials.values)
         if credentials.problem is not None or target is None:
-            self.storage.forget(key)
+            self._end_storage_checks(key)
             if not CREDENTIAL_FIELDS[connector.spec.storage_type]:
                 return None
             return StorageObservation(self.storage.mode, None)
@@ -175,8 +180,9 @@ class Reconciler:
     async def _converge(self, key: Key, body: Mapping[str, Any], connector: Connector) -> None:
         if self.profile.unique_names:
             taken = name_taken(body, self.cache.same_name_elsewhere(body))
-            if taken is not None:  # nothing is made for it, not even stopped
-                await self._report_blocked(body, *taken)
+            if taken is not None:  # nothing is made for it, not even stopped, nor checked
+                self._end_storage_checks(key)
+                await self._report_blocked(body, *taken, checked=False)
                 return
         inputs, credentials = await self._inputs(body, connector)
         hashes = self.profile.hashes(inputs)
@@ -306,13 +312,16 @@ class Reconciler:
         )
         try:
             await self._report_blocked(
-                body, "InvalidSpec", f"The Connector's spec is invalid: {problems}."
+                body, "InvalidSpec", f"The Connector's spec is invalid: {problems}.", checked=False
             )
         except (ConflictError, TransientError, ApiError) as failure:
             raise Retry(str(failure)) from None
 
-    async def _report_blocked(self, body: Mapping[str, Any], reason: str, message: str) -> None:
-        """Stalled with `reason`, the rest of the status kept; a Warning event once."""
+    async def _report_blocked(
+        self, body: Mapping[str, Any], reason: str, message: str, *, checked: bool = True
+    ) -> None:
+        """Stalled with `reason`, the rest of the status kept (the storage verdict only while
+        the Connector's storage is `checked`); a Warning event once."""
         previous = ConnectorStatus.model_validate(body.get("status") or {})
         generation = int(body["metadata"].get("generation", 0))
         now = self.clock()
@@ -321,7 +330,7 @@ class Reconciler:
             {READY: Wanted(False, reason, message), STALLED: Wanted(True, reason, message)},
             _rfc3339(now),
             generation,
-            keep=(STORAGE_REACHABLE,),
+            keep=(STORAGE_REACHABLE,) if checked and self.storage is not None else (),
         )
         status = previous.model_copy(
             update={"conditions": conditions, "message": message}
