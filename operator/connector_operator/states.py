@@ -317,9 +317,6 @@ def _start(previous: ConnectorStatus, desired: Mapping[str, str], observed: Obse
         (d := observed.deployments.get(plane)) is not None and _running(d, h)
         for plane, h in desired.items()
     )
-    held = storage_condition.hold(observed.storage, running)
-    if held is not None:
-        return _held_for_storage(previous, record, *held)
     failed = next(
         (
             (plane, d.failure)
@@ -341,6 +338,9 @@ def _start(previous: ConnectorStatus, desired: Mapping[str, str], observed: Obse
             applied_hash=desired_hash,
             events=events,
         )
+    held = storage_condition.hold(observed.storage, running)
+    if held is not None:
+        return _held_for_storage(previous, record, *held)
     if running:
         message = PHASE_MESSAGES[Phase.RUNNING]
         return Plan(
@@ -377,10 +377,13 @@ def _held_for_storage(
 ) -> Plan:
     """Enforce mode: the workload is left as it is until the storage check passes. A pending
     first check is progress (Reconciling); a failed one blocks (Stalled). The condition's own
-    event says what failed, so this adds none."""
+    event says what failed, so this adds none. A Connector asked to start while stopped is
+    Starting: it is on its way, waiting for its storage."""
+    keeps = previous.phase in (Phase.RUNNING, Phase.RESTARTING)
+    phase = previous.phase if keeps else Phase.STARTING
     if reason != CHECK_PENDING:
         return _held(
-            previous.phase or Phase.STARTING,
+            phase,
             reason,
             message,
             record=record,
@@ -389,7 +392,7 @@ def _held_for_storage(
         )
     return Plan(
         intent=Intent.LEAVE,
-        phase=previous.phase or Phase.STARTING,
+        phase=phase,
         conditions={
             READY: Wanted(False, reason, message),
             RECONCILING: Wanted(True, reason, message),

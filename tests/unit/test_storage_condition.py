@@ -4,6 +4,8 @@ a new one is on its way, and enforce mode holding (never stopping) the workload.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from connector_operator.conditions import READY, RECONCILING, STALLED, STORAGE_REACHABLE
@@ -215,11 +217,51 @@ class TestEnforceMode:
         assert plan.intent is Intent.RUN
         assert condition(stored_after(held, plan), STALLED) is None
 
-    def test_a_running_workload_is_held_but_never_stopped(self) -> None:
-        plan = plan_for(running(stored_verdict(OK)), observed(H, BAD_KEY, Mode.ENFORCE))
+    def test_a_running_workload_keeps_running_and_shows_the_failure(self) -> None:
+        previous = running(stored_verdict(OK))
+        plan = plan_for(previous, observed(H, BAD_KEY, Mode.ENFORCE))
+        after = stored_after(previous, plan)
+
+        assert plan.intent is Intent.RUN
+        assert after.phase is Phase.RUNNING
+        assert condition(after, STALLED) is None
+        assert condition(after, STORAGE_REACHABLE).reason == "InvalidCredentials"  # type: ignore[union-attr]
+        assert events(plan) == [("Warning", "InvalidCredentials")]
+
+    def test_an_edit_with_failing_storage_keeps_the_old_workload(self) -> None:
+        previous = running(stored_verdict(OK))
+        plan = decide(previous, None, {PLANE: NEW}, observed(H, BAD_KEY, Mode.ENFORCE))
+        after = stored_after(previous, plan)
 
         assert plan.intent is Intent.LEAVE
-        assert plan.phase is Phase.RUNNING
+        assert after.phase is Phase.RUNNING
+        assert after.config_hash == H
+        assert condition(after, STALLED).reason == "StorageUnreachable"  # type: ignore[union-attr]
+
+    def test_a_stopped_connector_asked_to_start_is_starting_while_held(self) -> None:
+        previous = ConnectorStatus(phase=Phase.STOPPED, config_hash=H)
+        plan = plan_for(previous, observed(None, BAD_KEY, Mode.ENFORCE))
+
+        assert plan.intent is Intent.LEAVE
+        assert stored_after(previous, plan).phase is Phase.STARTING
+
+    def test_a_check_that_could_not_finish_holds_as_pending_not_stalled(self) -> None:
+        plan = plan_for(ConnectorStatus(), observed(None, BROKE, Mode.ENFORCE))
+        after = stored_after(ConnectorStatus(), plan)
+
+        assert plan.intent is Intent.LEAVE
+        assert condition(after, STALLED) is None
+        reconciling = condition(after, RECONCILING)
+        assert reconciling is not None and reconciling.reason == "StorageCheckPending"
+        assert BROKE.message in reconciling.message
+
+    def test_a_failed_deployment_is_reported_before_the_storage(self) -> None:
+        failed = replace(deployment(H, available=0), failure=("ProgressDeadlineExceeded", "x"))
+        seen = Observed({PLANE: failed}, 1, storage=StorageObservation(Mode.ENFORCE, BAD_KEY))
+        plan = plan_for(running(stored_verdict(OK)), seen)
+
+        assert plan.phase is Phase.FAILED
+        assert plan.conditions[STALLED].reason == "ProgressDeadlineExceeded"
 
     def test_a_running_workload_does_not_wait_for_a_recheck(self) -> None:
         plan = plan_for(running(stored_verdict(OK)), observed(H, None, Mode.ENFORCE))

@@ -50,20 +50,26 @@ def changed(before: Condition | None, now: Wanted) -> bool:
 
 def hold(observation: StorageObservation | None, running: bool) -> tuple[str, str] | None:
     """In enforce mode, why the workload may not start or change now, as (reason, message);
-    None when it may. A workload that already runs the wanted configuration is never held by
-    a check that is still to come."""
-    if observation is None or observation.mode is not Mode.ENFORCE:
+    None when it may. A workload that already runs the wanted configuration is left running
+    whatever a check finds: enforce holds what would start or change, the condition tells
+    the rest. A check that could not finish holds like one still to come (Reconciling): it
+    is neither a pass nor a failure."""
+    if observation is None or observation.mode is not Mode.ENFORCE or running:
         return None
     verdict = observation.verdict
     if verdict is None:
-        if running:
-            return None
         return (
             CHECK_PENDING,
             "The Connector starts once the check of its storage passes (enforce mode).",
         )
     if verdict.reachable:
         return None
+    if verdict.reason is Reason.CHECK_FAILED:
+        return (
+            CHECK_PENDING,
+            f"{verdict.message} The Connector starts once a check of its storage passes "
+            "(enforce mode).",
+        )
     return (
         STORAGE_UNREACHABLE,
         f"The storage check failed: {verdict.message} The operator starts or changes no "
