@@ -5,6 +5,7 @@ Azurite (Azure Blob, with SharedKey), and says what is wrong without a credentia
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from tests.support import eventually
 pytestmark = pytest.mark.cluster
 
 REGION = "eu-central-1"
+ACCOUNT = "blobacct7q"  # an account name is a credential field: never shown either
 ACCOUNT_KEY = base64.b64encode(b"account-key-" * 6).decode()
 WRONG_KEY = base64.b64encode(b"wrong-key-" * 6).decode()
 WRONG_SECRET = "wrong-secret-7Hq2xPz"  # noqa: S105 -- a made-up credential
@@ -43,21 +45,21 @@ class Peers:
     blob: Azurite
 
     def secrets(self) -> list[str]:
-        return [*self.reader, *self.writer, ACCOUNT_KEY, WRONG_KEY, WRONG_SECRET]
+        return [*self.reader, *self.writer, ACCOUNT, ACCOUNT_KEY, WRONG_KEY, WRONG_SECRET]
 
 
 @pytest.fixture(scope="module")
 def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
     with (
         moto.running(tmp_path_factory.mktemp("moto")) as s3,
-        azurite.running(tmp_path_factory.mktemp("azurite"), {"acct": ACCOUNT_KEY}) as blob,
+        azurite.running(tmp_path_factory.mktemp("azurite"), {ACCOUNT: ACCOUNT_KEY}) as blob,
     ):
         s3.create_bucket("orders", REGION)
         s3.create_bucket("archive", "us-west-2")
         reader = s3.create_user("reader", write=False)
         writer = s3.create_user("writer", write=True)
         s3.enable_auth()
-        blob.create_container("acct", "reports")
+        blob.create_container(ACCOUNT, "reports")
         yield Peers(s3, reader, writer, blob)
 
 
@@ -86,12 +88,17 @@ def on_s3_by_secret(name: str, peers: Peers, secret: str) -> dict[str, Any]:
 
 
 def on_blob(
-    name: str, peers: Peers, *, container: str = "reports", key: str = ACCOUNT_KEY
+    name: str,
+    peers: Peers,
+    *,
+    container: str = "reports",
+    key: str = ACCOUNT_KEY,
+    default_endpoint: bool = False,
 ) -> dict[str, Any]:
-    return connector(name, "AzureStorage", container_name=container,
-                     url=peers.blob.blob_endpoint("acct"),
-                     account_name_read="acct", account_key_read=key,
-                     account_name_write="acct", account_key_write=key)  # fmt: skip
+    url = {} if default_endpoint else {"url": peers.blob.blob_endpoint(ACCOUNT)}
+    return connector(name, "AzureStorage", container_name=container, **url,
+                     account_name_read=ACCOUNT, account_key_read=key,
+                     account_name_write=ACCOUNT, account_key_write=key)  # fmt: skip
 
 
 def checking(start_operator: Callable[..., Operator], mode: str = "warn", **env: str) -> Operator:
@@ -148,6 +155,9 @@ def test_warn_mode_names_what_is_wrong_and_leaves_ready_alone(
                            "InvalidCredentials", "account_name_read, account_key_read"),
         "blob-no-container": (on_blob("blob-no-container", peers, container="absent"),
                               "ContainerNotFound", "container_name"),
+        # Azure's own endpoint, made of the account name: no such host here (nor on Azure).
+        "blob-default": (on_blob("blob-default", peers, default_endpoint=True),
+                         "EndpointUnreachable", "<account_name_read>.blob.core.windows.net"),
     }  # fmt: skip
     for manifest, _, _ in cases.values():
         connectors.apply(manifest)
@@ -209,6 +219,27 @@ def test_a_revoked_key_flips_the_condition_and_its_restoration_flips_it_back(
         ("Warning", "InvalidCredentials"),
         ("Normal", STORAGE),
     ]
+
+
+def checks_made(operator: Operator) -> float:
+    prefix = "connector_operator_storage_checks_total{"
+    return sum(float(line.rsplit(" ", 1)[1])
+               for line in operator.metrics().splitlines() if line.startswith(prefix))  # fmt: skip
+
+
+def test_a_deleted_connectors_storage_is_no_longer_checked(
+    peers: Peers, start_operator: Callable[..., Operator], connectors: Connectors
+) -> None:
+    operator = checking(start_operator, interval_seconds="1")
+    connectors.apply(on_s3("orders", peers))
+    storage_says(connectors, "orders", "Reachable")
+    eventually(lambda: checks_made(operator) >= 2, what="a second check, by the timer")
+
+    connectors.kubectl("delete", "connector", "orders", "--wait=true")
+    time.sleep(2)  # a check in flight at the deletion ends
+    before = checks_made(operator)
+    time.sleep(5)  # about five intervals: a check still scheduled would have run
+    assert checks_made(operator) == before, "the storage of a deleted Connector is checked"
 
 
 def test_a_rotated_secret_or_an_edit_is_checked_at_once(

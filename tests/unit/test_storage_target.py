@@ -13,9 +13,11 @@ from connector_operator.storage.target import (
     S3Target,
     Target,
     endpoint_of,
+    endpoint_shown,
     fingerprint,
     target_of,
 )
+from connector_operator.storage.verdict import Pair, Transport, from_transport
 
 S3_KEYS = {
     "username_read": "AKIAREADER0000000000",
@@ -64,6 +66,28 @@ def test_an_azure_target_defaults_to_the_read_accounts_blob_endpoint() -> None:
     assert isinstance(target, AzureTarget)
     assert target.read == ("reader", "cmVhZGVyLWtleQ==")
     assert endpoint_of(target) == "https://reader.blob.core.windows.net"
+
+
+def test_a_message_names_azures_default_endpoint_without_the_account_name() -> None:
+    target = target_of(AZURE_SPEC, AZURE_KEYS)
+    assert target is not None
+
+    for pair in Pair:
+        named = endpoint_shown(target, pair)
+        assert "reader" not in named and "writer" not in named
+        assert f"<account_name_{pair}>" in named
+    unreachable = from_transport(endpoint_shown(target), Transport.UNREACHABLE)
+    assert "reader" not in unreachable.message
+
+
+def test_a_message_names_the_field_an_endpoint_comes_from() -> None:
+    with_url = spec("AzureStorage", container_name="c", url="http://u:p@127.0.0.1:10000/acct",
+                    **AZURE_KEYS)  # fmt: skip
+    s3 = target_of(S3_SPEC, S3_KEYS)
+    assert s3 is not None
+
+    assert endpoint_shown(made(with_url, AZURE_KEYS)) == "http://127.0.0.1:10000 (`url`)"
+    assert endpoint_shown(s3) == "https://s3.eu-central-1.amazonaws.com (the default for `region`)"
 
 
 def test_a_url_is_the_endpoint() -> None:

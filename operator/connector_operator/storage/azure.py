@@ -19,7 +19,7 @@ from azure.core.exceptions import (
 from azure.storage.blob.aio import ContainerClient
 
 from connector_operator.models import StorageType
-from connector_operator.storage.target import AzureTarget
+from connector_operator.storage.target import AzureTarget, endpoint_shown
 from connector_operator.storage.verdict import (
     PROBE_PREFIX,
     READ_ALLOWED,
@@ -62,12 +62,12 @@ def _client(target: AzureTarget, pair: tuple[str, str], timeout: float) -> Conta
 def _tls(error: BaseException) -> bool:
     """Whether a transport failure was the TLS handshake (the SDK wraps aiohttp's error)."""
     seen: BaseException | None = error
-    while seen is not None:
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
         if isinstance(seen, ssl.SSLError) or "SSL" in type(seen).__name__:
             return True
+        visited.add(id(seen))
         seen = seen.__cause__ or getattr(seen, "inner_exception", None)
-        if seen is error:
-            break
     return False
 
 
@@ -80,7 +80,6 @@ async def _step(
 ) -> Any:
     """One call; any failure becomes the verdict, but for the error codes `allowed` (the
     exception's text is never read: Azure's can hold the signed string)."""
-    account = target.read[0] if pair is Pair.READ else target.write[0]
     try:
         return await call()
     except HttpResponseError as error:  # ClientAuthenticationError among them
@@ -94,7 +93,7 @@ async def _step(
         raise CheckFailedError(verdict) from None
     except (ServiceRequestError, ServiceResponseError, OSError, TimeoutError) as error:
         failure = Transport.TLS if _tls(error) else Transport.UNREACHABLE
-        raise CheckFailedError(from_transport(target.endpoint(account), failure)) from None
+        raise CheckFailedError(from_transport(endpoint_shown(target, pair), failure)) from None
 
 
 async def _read(client: ContainerClient, target: AzureTarget) -> None:

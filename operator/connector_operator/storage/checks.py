@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from connector_operator import memory, metrics
 from connector_operator.informer import Key
 from connector_operator.storage.settings import Mode, StorageCheckSettings
-from connector_operator.storage.target import S3Target, Target, endpoint_of, fingerprint
+from connector_operator.storage.target import S3Target, Target, endpoint_shown, fingerprint
 from connector_operator.storage.verdict import Transport, Verdict, check_failed, from_transport
 
 if TYPE_CHECKING:  # imported for real only by the first S3 check
@@ -133,7 +133,7 @@ class StorageChecks:
                 async with asyncio.timeout(self.settings.timeout_seconds * CALLS_PER_CHECK):
                     verdict = await self._call(target)
             except TimeoutError:
-                verdict = from_transport(endpoint_of(target), Transport.UNREACHABLE)
+                verdict = from_transport(endpoint_shown(target), Transport.UNREACHABLE)
             except Exception as error:  # a check must never take the operator down
                 # Only the type: an error's text can quote what was sent.
                 log.warning("a storage check broke: %s", type(error).__name__)

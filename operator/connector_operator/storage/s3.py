@@ -17,7 +17,7 @@ from botocore.exceptions import (
 
 from connector_operator.models import StorageType
 from connector_operator.storage.s3_clients import S3Clients, signing_as
-from connector_operator.storage.target import S3Target, endpoint_of
+from connector_operator.storage.target import S3Target, endpoint_shown
 from connector_operator.storage.verdict import (
     PROBE_PREFIX,
     READ_ALLOWED,
@@ -67,10 +67,9 @@ async def _step(
             return None
         status = int((answer.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
         raise CheckFailedError(from_code(S3, pair, doing, code, status)) from None
-    except SSLError:
-        raise CheckFailedError(from_transport(endpoint_of(target), Transport.TLS)) from None
-    except (BotoCoreError, OSError, TimeoutError):
-        raise CheckFailedError(from_transport(endpoint_of(target), Transport.UNREACHABLE)) from None
+    except (BotoCoreError, OSError, TimeoutError) as error:
+        failure = Transport.TLS if isinstance(error, SSLError) else Transport.UNREACHABLE
+        raise CheckFailedError(from_transport(endpoint_shown(target), failure)) from None
 
 
 async def _read(client: Any, target: S3Target) -> None:
@@ -99,14 +98,26 @@ async def _read_first_byte(client: Any, bucket: str, key: str) -> bytes:
 
 async def _region(client: Any, target: S3Target, listed: dict[str, Any]) -> str | None:
     """The bucket's region: GetBucketLocation, else the x-amz-bucket-region header S3 sends;
-    None when neither tells (a read pair may lack s3:GetBucketLocation)."""
-    try:
-        located = await client.get_bucket_location(Bucket=target.bucket)
-        return region_of(located.get("LocationConstraint"))
-    except ClientError:
-        headers = (listed.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
-        header = headers.get("x-amz-bucket-region")
-        return str(header) if header else None
+    None when neither tells (a read pair may lack s3:GetBucketLocation). An empty location
+    is us-east-1 on AWS's own endpoint; at a `url` (MinIO, say) it may mean no region at
+    all, so there only the header counts."""
+
+    async def locate() -> str | None:
+        try:
+            located = await client.get_bucket_location(Bucket=target.bucket)
+        except ClientError:
+            return None
+        constraint = located.get("LocationConstraint")
+        if not constraint and target.url:
+            return None
+        return region_of(constraint)
+
+    found: str | None = await _step(target, Pair.READ, "locate the bucket", locate)
+    if found is not None:
+        return found
+    headers = (listed.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+    header = headers.get("x-amz-bucket-region")
+    return str(header) if header else None
 
 
 async def _write(client: Any, target: S3Target) -> None:

@@ -111,8 +111,10 @@ class S3Clients:
 
     async def _close_idle(self) -> None:
         idle = [key for key, held in self._held.items() if held.users == 0]
-        for key in idle[: max(0, len(self._held) - KEPT)]:
-            await self._held.pop(key).context.__aexit__(None, None, None)
+        # Taken out before the first await: a client closed below cannot be handed out.
+        closing = [self._held.pop(key) for key in idle[: max(0, len(self._held) - KEPT)]]
+        for held in closing:
+            await held.context.__aexit__(None, None, None)
 
     async def close(self) -> None:
         held, self._held = list(self._held.values()), OrderedDict()

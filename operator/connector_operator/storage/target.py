@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from connector_operator.models import ConnectorSpec, StorageType
+from connector_operator.storage.verdict import Pair, shown
 
 
 @dataclass(frozen=True, repr=False)
@@ -71,6 +72,16 @@ def endpoint_of(target: Target) -> str:
     if isinstance(target, S3Target):
         return target.url or f"https://s3.{target.region}.amazonaws.com"
     return target.endpoint(target.read[0])
+
+
+def endpoint_shown(target: Target, pair: Pair = Pair.READ) -> str:
+    """The endpoint as a message names it, with the field it comes from. Azure's default
+    endpoint is made of the account name, a credential field: only its shape is shown."""
+    if target.url:
+        return f"{shown(target.url)} (`url`)"
+    if isinstance(target, S3Target):
+        return f"{endpoint_of(target)} (the default for `region`)"
+    return f"https://<account_name_{pair}>.blob.core.windows.net (the default without `url`)"
 
 
 def fingerprint(target: Target) -> str:

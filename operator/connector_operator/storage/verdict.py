@@ -158,16 +158,16 @@ def shown(url: str) -> str:
 
 
 def from_transport(endpoint: str, failure: Transport) -> Verdict:
-    endpoint = shown(endpoint)
+    """`endpoint` as `target.endpoint_shown` names it."""
     if failure is Transport.TLS:
         return Verdict(
             Reason.TLS_ERROR,
-            f"The TLS handshake with {endpoint} failed (`url`): a certificate that is not "
-            "trusted, or not TLS at all.",
+            f"The TLS handshake with the endpoint {endpoint} failed: a certificate that is "
+            "not trusted, or not TLS at all.",
         )
     return Verdict(
         Reason.ENDPOINT_UNREACHABLE,
-        f"{endpoint} (`url`) refused the connection, is unknown, or did not answer in time.",
+        f"The endpoint {endpoint} refused the connection, is unknown, or did not answer in time.",
     )
 
 
