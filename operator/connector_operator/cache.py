@@ -123,19 +123,25 @@ class Cache:
         if self._watch_ingresses:
             networking = "/apis/networking.k8s.io/v1"
             kinds.append((networking, "ingresses", self.ingresses, self._on_child, labelled))
-        return [
+        informers = [
             Informer(
                 self.client,
                 _collection(base, plural, namespace),
                 on_change,
                 store=store,
                 on_relist=lambda path: metrics.WATCH_RELISTS.labels(path=path).inc(),
+                on_contact=_contact,
+                on_error=_error,
                 namespace=namespace,
                 **options,
             )
             for base, plural, store, on_change, options in kinds
             for namespace in (self.namespaces or (None,))
         ]
+        for informer in informers:  # at 0 from the start: rate() then sees the first failure
+            metrics.WATCH_RELISTS.labels(path=informer.path)
+            metrics.WATCH_ERRORS.labels(path=informer.path, selector=informer.label_selector or "")
+        return informers
 
     async def start(self) -> None:
         """Starts every informer and returns once each has listed (the caches are primed)."""
@@ -271,16 +277,21 @@ class Cache:
             raise WatchStalledError(f"the watch has not delivered changes of {names}")
         return {"connectors": len(self.connectors), "behind": len(behind)}
 
-    def phases(self) -> dict[str, int]:
-        """How many Connectors are in each phase (Unknown: not reconciled yet)."""
-        counts: dict[str, int] = defaultdict(int)
-        for connector in self.connectors.values():
-            counts[_phase(connector)] += 1
-        return dict(counts)
+    def phases(self) -> dict[Key, str]:
+        """Each Connector's phase (Unknown: not reconciled yet)."""
+        return {key_of(c): _phase(c) for c in self.connectors.values()}
 
     def connector_collections(self) -> list[str]:
         base = f"/apis/{GROUP}/{VERSION}"
         return [_collection(base, PLURAL, ns) for ns in (self.namespaces or (None,))]
+
+
+def _contact(path: str, selector: str) -> None:
+    metrics.WATCH_LAST_CONTACT.labels(path=path, selector=selector).set_to_current_time()
+
+
+def _error(path: str, selector: str) -> None:
+    metrics.WATCH_ERRORS.labels(path=path, selector=selector).inc()
 
 
 def _phase(connector: Mapping[str, Any]) -> str:

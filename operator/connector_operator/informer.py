@@ -201,6 +201,10 @@ class Informer:
     retry_delay: float = 1.0
     synced: asyncio.Event = field(default_factory=asyncio.Event)
     on_relist: Callable[[str], None] = lambda _path: None
+    # (path, label selector or ""): the API server answered (a LIST, an event or bookmark, a
+    # watch that ran to its timeout); a LIST or watch failed and is retried.
+    on_contact: Callable[[str, str], None] = lambda _path, _selector: None
+    on_error: Callable[[str, str], None] = lambda _path, _selector: None
     paused: Callable[[], bool] = lambda: False  # tests: a watch that stalls silently
     namespace: str | None = None  # the namespace of `path`; None for a cluster-wide one
     _version: str | None = None
@@ -231,6 +235,7 @@ class Informer:
             self.on_change(old, new)
         del items
         memory.release()  # the pages were parsed and dropped: hand their memory back
+        self.on_contact(self.path, self.label_selector or "")
         self.synced.set()
 
     async def watch_once(self) -> None:
@@ -253,7 +258,10 @@ class Informer:
             version = (obj.get("metadata") or {}).get("resourceVersion")
             if version:
                 self._version = version
-            if kind == "BOOKMARK" or self.paused():
+            if self.paused():
+                continue
+            self.on_contact(self.path, self.label_selector or "")
+            if kind == "BOOKMARK":
                 continue
             if kind == "DELETED":
                 change = self.store.remove(key_of(obj), resource_version(obj))
@@ -269,6 +277,7 @@ class Informer:
                 if self._version is None:
                     await self.list()
                 await self.watch_once()
+                self.on_contact(self.path, self.label_selector or "")  # it ran to its end
             except asyncio.CancelledError:
                 raise
             except GoneError:
@@ -277,4 +286,5 @@ class Informer:
                 self._version = None
             except Exception as error:
                 log.warning("watch of %s failed, retrying: %s", self.path, error)
+                self.on_error(self.path, self.label_selector or "")
                 await asyncio.sleep(self.retry_delay)

@@ -1,13 +1,16 @@
-"""Prometheus metrics of the operator (prometheus_client only). No label carries a value from
-a Connector's storage_config."""
+"""Prometheus metrics of the operator (prometheus_client and the models' phases only). No label
+carries a value from a Connector's storage_config."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from connector_operator.models import Phase
 
 API_WRITES = Counter(
     "connector_operator_api_writes_total",
@@ -19,6 +22,9 @@ RECONCILES = Counter(
     "Reconcile passes, by result (ok, retry, error).",
     ["result"],
 )
+# Every result starts at 0, so that rate() sees the first error and a dashboard shows none.
+for _result in ("ok", "retry", "error"):
+    RECONCILES.labels(result=_result)
 RECONCILE_SECONDS = Histogram(
     "connector_operator_reconcile_duration_seconds",
     "How long one reconcile pass took.",
@@ -41,6 +47,26 @@ WATCH_RELISTS = Counter(
     "Watches the API server could not continue (410 Gone), answered with a fresh LIST.",
     ["path"],
 )
+# Two informers may watch one path (the operator's own Secrets, and every Secret as metadata):
+# the selector tells them apart.
+WATCH_ERRORS = Counter(
+    "connector_operator_watch_errors_total",
+    "LISTs and watches that failed (410 Gone aside) and were retried after a pause.",
+    ["path", "selector"],
+)
+WATCH_LAST_CONTACT = Gauge(
+    "connector_operator_watch_last_contact_timestamp_seconds",
+    "When the API server last answered this watch: a LIST, an event or bookmark, or a watch "
+    "that ran to its timeout (every 5 minutes at least while it works).",
+    ["path", "selector"],
+)
+PHASE_TRANSITIONS = Counter(
+    "connector_operator_phase_transitions_total",
+    "Connectors that entered a phase (their status written with a new phase), by that phase.",
+    ["phase"],
+)
+for _phase in Phase:
+    PHASE_TRANSITIONS.labels(phase=_phase.value)
 
 STORAGE_CHECKS = Counter(
     "connector_operator_storage_checks_total",
@@ -60,27 +86,46 @@ STORAGE_CHECKS_IN_FLIGHT = Gauge(
 
 
 class _PhaseCollector(Collector):
-    """connector_operator_connectors{phase}: counted from the cache at each scrape, so it is
-    never out of step with what the operator holds."""
+    """connector_operator_connectors{namespace,phase} and
+    connector_operator_connector_failed{namespace,name}: read from the cache at each scrape, so
+    they are never out of step with what the operator holds.
+
+    A name label costs a series per Connector; only Failed ones get one (a Failed Connector
+    is an exception that someone must look at, and its alert must name it)."""
 
     def __init__(self) -> None:
-        self.source: Callable[[], Mapping[str, int]] = dict
+        self.source: Callable[[], Mapping[tuple[str, str], str]] = dict
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
+        phases = self.source()
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        for (namespace, _), phase in phases.items():
+            counts[(namespace, phase)] += 1
+        by_phase = GaugeMetricFamily(
             "connector_operator_connectors",
-            "Connectors known to the operator, by phase (only the leader knows them).",
-            labels=["phase"],
+            "Connectors known to the operator, by namespace and phase (Unknown: not reconciled "
+            "yet; only the leader knows them).",
+            labels=["namespace", "phase"],
         )
-        for phase, count in sorted(self.source().items()):
-            family.add_metric([phase], count)
-        yield family
+        for (namespace, phase), count in sorted(counts.items()):
+            by_phase.add_metric([namespace, phase], count)
+        yield by_phase
+        failed = GaugeMetricFamily(
+            "connector_operator_connector_failed",
+            "1 for each Connector in phase Failed (no series for the others).",
+            labels=["namespace", "name"],
+        )
+        for (namespace, name), phase in sorted(phases.items()):
+            if phase == Phase.FAILED.value:
+                failed.add_metric([namespace, name], 1)
+        yield failed
 
 
 _PHASES = _PhaseCollector()
 REGISTRY.register(_PHASES)
 
 
-def count_phases_with(source: Callable[[], Mapping[str, int]]) -> None:
-    """Where connector_operator_connectors reads its numbers from."""
+def count_phases_with(source: Callable[[], Mapping[tuple[str, str], str]]) -> None:
+    """Where connector_operator_connectors and connector_operator_connector_failed read each
+    Connector's phase from: (namespace, name) -> phase."""
     _PHASES.source = source

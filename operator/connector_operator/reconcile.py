@@ -303,6 +303,8 @@ class Reconciler:
             meta["namespace"], meta["name"], patch, meta.get("resourceVersion")
         )
         self.cache.remember(self.cache.connectors, updated)
+        if (phase := status.get("phase")) is not None and phase != current.get("phase"):
+            metrics.PHASE_TRANSITIONS.labels(phase=phase).inc()
 
     async def _refuse_spec(self, body: Mapping[str, Any], error: ValidationError) -> None:
         """A spec the CRD should have refused (an older CRD, a bypassed admission)."""

@@ -269,13 +269,12 @@ def test_metrics_count_connectors_by_phase(operator: Operator, connectors: Conne
     connectors.annotate("m-stop", "stop")
     connectors.wait_phase("m-run", "Running")
     connectors.wait_phase("m-stop", "Stopped")
-    eventually(
-        lambda: (
-            _metric(operator, "connector_operator_connectors", phase="Running") == 1
-            and _metric(operator, "connector_operator_connectors", phase="Stopped") == 1
-        ),
-        what="the phase gauge",
-    )
+
+    def gauge(phase: str) -> float:
+        labels = {"namespace": connectors.namespace, "phase": phase}
+        return _metric(operator, "connector_operator_connectors", **labels)
+
+    eventually(lambda: gauge("Running") == 1 and gauge("Stopped") == 1, what="the phase gauge")
     assert _metric(operator, "connector_operator_leader") == 1
 
 

@@ -136,7 +136,10 @@ def _wait_idle(op: Operator, running: int, timeout: float = 120.0) -> None:
         ready = (
             m.get("connector_operator_leader") == 1
             and m.get("connector_operator_queue_depth") == 0
-            and m.get('connector_operator_connectors{phase="Running"}') == running
+            and m.get(
+                f'connector_operator_connectors{{namespace="{op.namespace}",phase="Running"}}'
+            )
+            == running
             and passes >= running
         )
         if ready and passes == last:

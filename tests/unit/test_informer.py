@@ -216,6 +216,41 @@ class TestInformer:
         run(informer, api, until_requests=3)
         assert [r[0] for r in api.requests[:3]] == ["LIST", "WATCH", "WATCH"]
 
+    def test_every_answer_of_the_server_is_a_contact(self) -> None:
+        """The list, each event or bookmark, and a watch that ran to its end (the metric
+        connector_operator_watch_last_contact_timestamp_seconds); a failure is an error."""
+        error = {"type": "ERROR", "object": {"code": 500, "message": "boom"}}
+        api = FakeApi(
+            pages=[([obj("a", 1)], False)],
+            streams=[
+                [
+                    {"type": "MODIFIED", "object": obj("a", 101)},
+                    {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "150"}}},
+                ],
+                [error],
+            ],
+        )
+        seen: list[tuple[str, str, str]] = []
+        informer = Informer(
+            api, "/p", lambda old, new: None, label_selector="x=y", retry_delay=0,
+            on_contact=lambda path, selector: seen.append(("contact", path, selector)),
+            on_error=lambda path, selector: seen.append(("error", path, selector)),
+        )  # fmt: skip
+        run(informer, api, until_requests=4)
+        # the LIST, the event, the bookmark, the watch's end; then the failed watch
+        assert seen == [("contact", "/p", "x=y")] * 4 + [("error", "/p", "x=y")]
+
+    def test_a_paused_watch_makes_no_contact(self) -> None:
+        """The failpoint that drops a watch's events drops their contacts too."""
+        api = FakeApi(pages=[([], False)], streams=[[{"type": "ADDED", "object": obj("a", 101)}]])
+        contacts: list[str] = []
+        informer = Informer(
+            api, "/p", lambda old, new: None, paused=lambda: True,
+            on_contact=lambda path, selector: contacts.append(selector),
+        )  # fmt: skip
+        run(informer, api, until_requests=3)
+        assert contacts == ["", ""], "the LIST and the watch's end, never the event"
+
 
 class TestDeletions:
     def test_a_late_copy_of_a_deleted_object_does_not_bring_it_back(self) -> None:
