@@ -37,7 +37,7 @@ gateway: install ## Run the REST gateway on 127.0.0.1:8443/api/v1 (after make ru
 
 .PHONY: test
 TEST_WORKERS ?= 2
-test: install lint cluster-build edc-build oidc-build storage-build ## Run the whole suite: lint, unit and integration tests
+test: install lint cluster-build edc-build oidc-build storage-build kstatus-build ## Run the whole suite: lint, unit and integration tests
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: test-unit
@@ -75,6 +75,10 @@ oidc-build: ## Fetch Keycloak (Maven Central) and build it once into ~/.cache (o
 .PHONY: storage-build
 storage-build: ## Install Azurite (npm) into ~/.cache for the storage checks' tests (only when missing)
 	@tests/storage/build.sh >/dev/null
+
+.PHONY: kstatus-build
+kstatus-build: ## Build the kstatus helper (Flux's health library) into ~/.cache (only when missing)
+	@tests/kstatus/build.sh >/dev/null
 
 .PHONY: cluster-up
 cluster-up: cluster-build ## Start the local control plane in the background; prints the KUBECONFIG line

@@ -322,8 +322,8 @@ class Reconciler:
     async def _report_blocked(
         self, body: Mapping[str, Any], reason: str, message: str, *, checked: bool = True
     ) -> None:
-        """Stalled with `reason`, the rest of the status kept (the storage verdict only while
-        the Connector's storage is `checked`); a Warning event once."""
+        """Stalled with `reason` at this generation, the rest of the status kept (the storage
+        verdict only while the Connector's storage is `checked`); a Warning event once."""
         previous = ConnectorStatus.model_validate(body.get("status") or {})
         generation = int(body["metadata"].get("generation", 0))
         now = self.clock()
@@ -334,8 +334,10 @@ class Reconciler:
             generation,
             keep=(STORAGE_REACHABLE,) if checked and self.storage is not None else (),
         )
+        # The verdict is about this generation: observedGeneration says so, or kstatus and
+        # Argo CD would read a blocked edit as still in progress.
         status = previous.model_copy(
-            update={"conditions": conditions, "message": message}
+            update={"conditions": conditions, "message": message, "observed_generation": generation}
         ).model_dump(mode="json", by_alias=True, exclude_none=True)
         await self._write_status(body, status)
         if previous.message != message:
