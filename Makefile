@@ -37,7 +37,7 @@ gateway: install ## Run the REST gateway on 127.0.0.1:8443/api/v1 (after make ru
 
 .PHONY: test
 TEST_WORKERS ?= 2
-test: install lint cluster-build edc-build oidc-build storage-build kstatus-build ## Run the whole suite: lint, unit and integration tests
+test: install lint cluster-build edc-build oidc-build storage-build kstatus-build helm-build ## Run the whole suite: lint, unit and integration tests
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: test-unit
@@ -57,8 +57,9 @@ fmt: install ## Format and autofix the code
 	$(BIN)/ruff check --fix operator tests
 
 .PHONY: crds
-crds: install ## Regenerate crds/ from the models
+crds: install ## Regenerate crds/ (and the Helm chart's copy) from the models
 	$(BIN)/python -m connector_operator.crd crds/dataspace.dev_connectors.yaml
+	cp crds/dataspace.dev_connectors.yaml deploy/helm/connector-operator/crds/
 
 .PHONY: cluster-build
 cluster-build: ## Build the control plane binaries into ~/.cache (only when missing)
@@ -79,6 +80,10 @@ storage-build: ## Install Azurite (npm) into ~/.cache for the storage checks' te
 .PHONY: kstatus-build
 kstatus-build: ## Build the kstatus helper (Flux's health library) into ~/.cache (only when missing)
 	@tests/kstatus/build.sh >/dev/null
+
+.PHONY: helm-build
+helm-build: ## Build helm (the chart's tests) from Go modules into ~/.cache (only when missing)
+	@tests/helm/build.sh >/dev/null
 
 .PHONY: cluster-up
 cluster-up: cluster-build ## Start the local control plane in the background; prints the KUBECONFIG line
