@@ -27,7 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +58,82 @@ rules:
     verbs: [create, update, patch, delete, deletecollection]
   - level: None
 """
+
+
+SIZING_ENV = {
+    # Sizing field: the variable that sets it
+    "node_pods": "CONNECTOR_CLUSTER_NODE_PODS",
+    "node_cpu": "CONNECTOR_CLUSTER_NODE_CPU",
+    "node_memory": "CONNECTOR_CLUSTER_NODE_MEMORY",
+    "controller_manager_qps": "CONNECTOR_CLUSTER_KCM_QPS",
+    "controller_manager_burst": "CONNECTOR_CLUSTER_KCM_BURST",
+    "scheduler_qps": "CONNECTOR_CLUSTER_SCHEDULER_QPS",
+    "scheduler_burst": "CONNECTOR_CLUSTER_SCHEDULER_BURST",
+}
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """How much the local cluster holds and how fast its controllers may talk to the API server.
+
+    The one kwok node's capacity is large enough by default for 5,000 pods of the operator's
+    default request (100m CPU, 256Mi). The controller manager's and scheduler's client limits
+    (queries per second and burst) are their upstream defaults unless set: they bound how fast
+    Deployments become pods, so every benchmark report states the values used. Each can be set
+    by an environment variable (`from_env`), for `make cluster-up` and `make bench` alike."""
+
+    node_pods: int = 5000
+    node_cpu: str = "1000"
+    node_memory: str = "4Ti"
+    controller_manager_qps: float | None = None  # upstream: 20
+    controller_manager_burst: int | None = None  # upstream: 30
+    scheduler_qps: float | None = None  # upstream: 50
+    scheduler_burst: int | None = None  # upstream: 100
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Sizing:
+        """The defaults, overridden by the variables of SIZING_ENV that are set; a bad value
+        names its variable."""
+        environ = os.environ if environ is None else environ
+        kinds: dict[str, Callable[[str], object]] = {
+            "node_pods": int, "node_cpu": str, "node_memory": str,
+            "controller_manager_qps": float, "controller_manager_burst": int,
+            "scheduler_qps": float, "scheduler_burst": int,
+        }  # fmt: skip
+        values: dict[str, object] = {}
+        for name, variable in SIZING_ENV.items():
+            if (raw := environ.get(variable)) is None or raw == "":
+                continue
+            try:
+                values[name] = kinds[name](raw)
+            except ValueError:
+                kind = kinds[name].__name__
+                raise ControlPlaneError(f"{variable}={raw!r} is not a {kind}") from None
+        return cls(**values)  # type: ignore[arg-type]
+
+    def args(self, component: str) -> list[str]:
+        """The client-limit flags of the controller manager or the scheduler."""
+        limits = {
+            "kube-controller-manager": (self.controller_manager_qps, self.controller_manager_burst),
+            "kube-scheduler": (self.scheduler_qps, self.scheduler_burst),
+        }.get(component, (None, None))
+        qps, burst = limits
+        return [
+            *([f"--kube-api-qps={qps:g}"] if qps is not None else []),
+            *([f"--kube-api-burst={burst}"] if burst is not None else []),
+        ]
+
+    def report(self) -> dict[str, object]:
+        """What a benchmark report states: every value, the upstream defaults named as such."""
+        upstream = {
+            "controller_manager_qps": 20, "controller_manager_burst": 30,
+            "scheduler_qps": 50, "scheduler_burst": 100,
+        }  # fmt: skip
+        out: dict[str, object] = {}
+        for name in SIZING_ENV:
+            value = getattr(self, name)
+            out[name] = value if value is not None else f"{upstream[name]} (upstream default)"
+        return out
 
 
 class ControlPlaneError(RuntimeError):
@@ -226,6 +302,7 @@ class ControlPlane:
     workdir: Path
     bin_dir: Path
     extra_args: dict[str, list[str]] = field(default_factory=dict)
+    sizing: Sizing = field(default_factory=Sizing.from_env)
     components: dict[str, Component] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -372,7 +449,7 @@ class ControlPlane:
                 "--node-lease-duration-seconds=40", "--cidr=10.244.0.0/16", "--node-ip=10.0.0.1",
             ],
         }  # fmt: skip
-        return argvs[name] + self.extra_args.get(name, [])
+        return argvs[name] + self.sizing.args(name) + self.extra_args.get(name, [])
 
     def _launch(self, name: str) -> None:
         env = None
@@ -424,6 +501,10 @@ class ControlPlane:
             return False
 
     def _create_nodes(self) -> None:
+        sizing = self.sizing
+        capacity = {
+            "cpu": sizing.node_cpu, "memory": sizing.node_memory, "pods": str(sizing.node_pods)
+        }  # fmt: skip
         for name in NODE_NAMES:
             node = {
                 "apiVersion": "v1",
@@ -438,10 +519,7 @@ class ControlPlane:
                         "type": "kwok",
                     },
                 },
-                "status": {
-                    "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-                },
+                "status": {"allocatable": capacity, "capacity": capacity},
             }
             with contextlib.suppress(urllib.error.HTTPError):  # 409: it exists (a restart)
                 self._request("/api/v1/nodes", "POST", node)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
+from kubernetes.utils import parse_quantity
 
 from tests.conftest import BACKEND, Cluster, controlplane
 from tests.support import eventually
@@ -291,3 +292,49 @@ def _children(pid: int) -> list[int]:
         ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=True
     )
     return [int(p) for p in out.stdout.split()]
+
+
+@local_only
+def test_the_node_holds_thousands_of_pods_by_default(cluster: Cluster) -> None:
+    """A Connector per pod at 100m CPU: the default node takes 5,000 of them (a stock kwok node
+    stops at 110 pods)."""
+    [node] = json.loads(cluster.kubectl("get", "nodes", "-o", "json"))["items"]
+    allocatable = node["status"]["allocatable"]
+    assert parse_quantity(allocatable["pods"]) >= 5000
+    assert parse_quantity(allocatable["cpu"]) >= 5000 * parse_quantity("100m")
+
+
+@local_only
+def test_sizing_sets_the_nodes_capacity_and_the_controllers_client_limits(
+    tmp_path: Path,
+) -> None:
+    sizing = controlplane.Sizing(
+        node_pods=3, controller_manager_qps=150, controller_manager_burst=300, scheduler_qps=75
+    )
+    with controlplane.running(tmp_path / "sized", sizing=sizing) as plane:
+        kcm = Path(f"/proc/{plane.components['kube-controller-manager'].process.pid}/cmdline")  # type: ignore[union-attr]
+        scheduler = Path(f"/proc/{plane.components['kube-scheduler'].process.pid}/cmdline")  # type: ignore[union-attr]
+        assert {"--kube-api-qps=150", "--kube-api-burst=300"} <= set(
+            kcm.read_bytes().decode().split("\0")
+        )
+        assert "--kube-api-qps=75" in scheduler.read_bytes().decode().split("\0")
+        kubectl = controlplane.binaries(build=False) / "kubectl"
+        env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig)}
+
+        def run(*args: str) -> str:
+            return subprocess.run(
+                [str(kubectl), *args], env=env, check=True, capture_output=True, text=True
+            ).stdout
+
+        run("create", "deployment", "four", "--image=example.invalid/web", "--replicas=4")
+
+        def phases() -> list[str] | None:
+            out = run("get", "pods", "-l", "app=four", "-o", "jsonpath={.items[*].status.phase}")
+            found = sorted(out.split())
+            return found if found.count("Running") == 3 and len(found) == 4 else None
+
+        # Three pods fit on the node; the fourth stays Pending, unschedulable.
+        assert eventually(phases, what="3 of 4 pods Running") == [
+            "Pending", "Running", "Running", "Running",
+        ]  # fmt: skip
+    assert sizing.report()["scheduler_burst"] == "100 (upstream default)"
