@@ -31,7 +31,7 @@ from connector_operator.informer import (
     key_of,
     without_managed_fields,
 )
-from connector_operator.models import GROUP, PLURAL, VERSION
+from connector_operator.models import ACTION_ANNOTATION, GROUP, PLURAL, VERSION
 
 MANAGED = f"{resources.MANAGED_BY_LABEL}={resources.MANAGER}"
 TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
@@ -73,8 +73,9 @@ def _collection(base: str, plural: str, namespace: str | None) -> str:
 class Cache:
     """Stores of Connectors and of what they own, kept current by informers.
 
-    `enqueue` is called with a Connector's key whenever something it depends on changes;
-    `forget` when a Connector is gone.
+    `enqueue` is called with a Connector's key whenever something it depends on changes,
+    `expedite` instead when a user changed the Connector itself (an action, an edit: see
+    `users_change`); `forget` when a Connector is gone.
     """
 
     def __init__(
@@ -83,11 +84,14 @@ class Cache:
         namespaces: tuple[str, ...],
         enqueue: Callable[[Key], None],
         forget: Callable[[Key], None],
+        *,
         ingresses: bool = False,
+        expedite: Callable[[Key], None] | None = None,
     ) -> None:
         self.client = client
         self.namespaces = namespaces
         self._enqueue, self._forget = enqueue, forget
+        self._expedite = expedite or enqueue
         self.connectors = Store()
         self.deployments = Store()
         self.services = Store()
@@ -190,7 +194,7 @@ class Cache:
         if isinstance(ref_name, Mapping) and isinstance(ref_name.get("name"), str):
             self._references[key] = (key[0], ref_name["name"])
             self._referrers[(key[0], ref_name["name"])].add(key)
-        self._enqueue(key)
+        (self._expedite if users_change(old, new) else self._enqueue)(key)
 
     def _on_child(self, old: Object | None, new: Object | None) -> None:
         """A Deployment, Service or Secret: its controller, if a known Connector, reconciles."""
@@ -296,3 +300,16 @@ def _error(path: str, selector: str) -> None:
 
 def _phase(connector: Mapping[str, Any]) -> str:
     return str((connector.get("status") or {}).get("phase") or "Unknown")
+
+
+def users_change(old: Object | None, new: Object) -> bool:
+    """Whether a Connector's change is a user's own to an existing Connector: a new generation
+    (an edit of its spec) or a new action annotation. Not its creation (bulk work, as a
+    thousand Connectors applied at once), nor the operator's own status writes."""
+    if old is None:
+        return False
+    before, after = old.get("metadata") or {}, new.get("metadata") or {}
+    if before.get("generation") != after.get("generation"):
+        return True
+    was, now = before.get("annotations") or {}, after.get("annotations") or {}
+    return bool(was.get(ACTION_ANNOTATION) != now.get(ACTION_ANNOTATION))

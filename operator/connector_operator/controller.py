@@ -39,7 +39,12 @@ class Controller:
         self.queue: WorkQueue[Key] = WorkQueue(self._reconcile, workers=cfg.workers)
         ingresses = cfg.edc is not None and cfg.edc.ingress_class is not None
         self.cache = Cache(
-            kube, cfg.namespaces, enqueue=self.queue.add, forget=self._forget, ingresses=ingresses
+            kube,
+            cfg.namespaces,
+            enqueue=self.queue.add,
+            forget=self._forget,
+            ingresses=ingresses,
+            expedite=self.queue.expedite,
         )
         self.storage = (
             None

@@ -1,12 +1,19 @@
 """A keyed work queue for reconciles (asyncio only): a key is never processed twice at once,
 a key added while queued is queued once, and failures retry with capped exponential backoff,
-so one Connector that cannot be reconciled never blocks the others."""
+so one Connector that cannot be reconciled never blocks the others.
+
+Two lanes: a key `expedite`d (a user's own change: an action, an edit) is taken before the bulk
+of work (new Connectors, resyncs, children's events), and stays in the fast lane for
+`expedite_seconds`, long enough for the events its transition causes (its pods going, its
+ReplicaSet scaling) to be handled as promptly. A user's stop thus never waits behind a thousand
+Connectors being created."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -31,8 +38,14 @@ class WorkQueue(Generic[K]):
     workers: int = 4
     base_delay: float = 0.5
     max_delay: float = 60.0
-    _queue: asyncio.Queue[K] = field(default_factory=asyncio.Queue)
-    _queued: set[K] = field(default_factory=set)
+    expedite_seconds: float = 30.0
+    # One token per queued key; the lanes hold keys in order, with stale entries (a key taken
+    # from the other lane, or expedited after it was queued) skipped when reached.
+    _tokens: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(0))
+    _fast: deque[K] = field(default_factory=deque)
+    _bulk: deque[K] = field(default_factory=deque)
+    _queued: dict[K, bool] = field(default_factory=dict)  # key -> in the fast lane
+    _expedited: dict[K, float] = field(default_factory=dict)  # key -> until (loop time)
     _active: set[K] = field(default_factory=set)
     _dirty: set[K] = field(default_factory=set)
     _failures: dict[K, int] = field(default_factory=dict)
@@ -53,6 +66,12 @@ class WorkQueue(Generic[K]):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def expedite(self, key: K) -> None:
+        """Adds `key` to the fast lane, where it stays for `expedite_seconds`."""
+        now = asyncio.get_running_loop().time()
+        self._expedited[key] = now + self.expedite_seconds
+        self.add(key)
+
     def add(self, key: K) -> None:
         timer = self._timers.pop(key, None)
         if timer is not None:
@@ -60,10 +79,36 @@ class WorkQueue(Generic[K]):
         if key in self._active:
             self._dirty.add(key)  # picked up again once the running pass ends
             return
-        if key not in self._queued:
-            self._queued.add(key)
-            self._queue.put_nowait(key)
+        fast = self._fast_lane(key)
+        queued = self._queued.get(key)
+        if queued is None:
+            self._tokens.release()
+        if queued is None or (fast and not queued):
+            self._queued[key] = fast
+            (self._fast if fast else self._bulk).append(key)
             metrics.QUEUE_DEPTH.set(len(self._queued))
+
+    def _fast_lane(self, key: K) -> bool:
+        until = self._expedited.get(key)
+        if until is None:
+            return False
+        if until < asyncio.get_running_loop().time():
+            del self._expedited[key]
+            return False
+        return True
+
+    def _take(self) -> K:
+        """The next key, the fast lane first; called with a token, so one is queued."""
+        while self._fast:
+            key = self._fast.popleft()
+            if self._queued.get(key) is True:
+                del self._queued[key]
+                return key
+        while True:
+            key = self._bulk.popleft()
+            if key in self._queued:
+                del self._queued[key]
+                return key
 
     def add_after(self, key: K, delay: float) -> None:
         if key in self._timers:
@@ -77,6 +122,7 @@ class WorkQueue(Generic[K]):
 
     def forget(self, key: K) -> None:
         self._failures.pop(key, None)
+        self._expedited.pop(key, None)
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
@@ -92,8 +138,8 @@ class WorkQueue(Generic[K]):
 
     async def _work(self) -> None:
         while True:
-            key = await self._queue.get()
-            self._queued.discard(key)
+            await self._tokens.acquire()
+            key = self._take()
             metrics.QUEUE_DEPTH.set(len(self._queued))
             self._active.add(key)
             try:

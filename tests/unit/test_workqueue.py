@@ -388,3 +388,102 @@ class TestStop:
             return others()
 
         assert asyncio.run(scenario()) == set()
+
+
+class TestLanes:
+    """A user's change is taken before the bulk of work, whatever is queued ahead of it."""
+
+    @staticmethod
+    async def _order(prepare: Callable[[WorkQueue[str]], Awaitable[None]]) -> list[str]:
+        handler = recorder()
+        queue = WorkQueue(handler, workers=1)
+        await prepare(queue)
+        queue.start()
+        try:
+            await settle(queue)
+        finally:
+            await queue.stop()
+        return [k for k, _ in handler.runs]
+
+    def test_an_expedited_key_runs_before_the_bulk_queued_ahead_of_it(self) -> None:
+        async def prepare(queue: WorkQueue[str]) -> None:
+            for i in range(100):
+                queue.add(f"new-{i}")
+            queue.expedite("stop-me")
+
+        runs = asyncio.run(self._order(prepare))
+        assert runs[0] == "stop-me"
+        assert sorted(runs[1:]) == sorted(f"new-{i}" for i in range(100))
+
+    def test_a_queued_key_once_expedited_moves_ahead_and_still_runs_once(self) -> None:
+        async def prepare(queue: WorkQueue[str]) -> None:
+            for i in range(10):
+                queue.add(f"k-{i}")
+            queue.expedite("k-7")
+
+        runs = asyncio.run(self._order(prepare))
+        assert runs[0] == "k-7"
+        assert runs.count("k-7") == 1
+        assert len(runs) == 10
+
+    def test_an_expedited_key_keeps_the_fast_lane_for_the_events_that_follow(self) -> None:
+        async def prepare(queue: WorkQueue[str]) -> None:
+            queue.expedite("mine")
+            await asyncio.sleep(0)  # not yet started: the key stays queued once
+            for i in range(10):
+                queue.add(f"bulk-{i}")
+            queue.add("mine")  # its pods' event: still ahead of the bulk
+
+        runs = asyncio.run(self._order(prepare))
+        assert runs[0] == "mine"
+        assert runs.count("mine") == 1
+
+    @staticmethod
+    async def _after(ending: Callable[[WorkQueue[str]], Awaitable[None]]) -> list[str]:
+        """`ending` once "once-mine" ran in the fast lane; then "once-mine" is added behind a
+        running blocker and five bulk keys: the order they ran in."""
+        handler = recorder()
+        queue = WorkQueue(handler, workers=1, expedite_seconds=0.05)
+        queue.expedite("once-mine")
+        queue.start()
+        try:
+            await settle(queue)
+            await ending(queue)
+            handler.runs.clear()
+            gate = handler.gate["blocker"] = asyncio.Event()
+            queue.add("blocker")
+            await until(lambda: "blocker" in handler.running)
+            for i in range(5):
+                queue.add(f"bulk-{i}")
+            queue.add("once-mine")
+            gate.set()
+            await settle(queue)
+        finally:
+            await queue.stop()
+        return [k for k, _ in handler.runs]
+
+    def test_the_fast_lane_ends_after_expedite_seconds(self) -> None:
+        async def expire(queue: WorkQueue[str]) -> None:
+            await asyncio.sleep(0.1)
+
+        runs = asyncio.run(self._after(expire))
+        assert runs == ["blocker", *(f"bulk-{i}" for i in range(5)), "once-mine"]
+
+    def test_within_expedite_seconds_it_stays_in_the_fast_lane(self) -> None:
+        async def nothing(queue: WorkQueue[str]) -> None:
+            queue.expedite_seconds = 60  # the window of expedite("once-mine") is 0.05 s
+            queue.expedite("once-mine")
+            await settle(queue)
+
+        runs = asyncio.run(self._after(nothing))
+        assert runs == ["blocker", "once-mine", *(f"bulk-{i}" for i in range(5))]
+
+    def test_forget_ends_the_fast_lane(self) -> None:
+        async def forget(queue: WorkQueue[str]) -> None:
+            queue.expedite_seconds = 60
+            queue.expedite("once-mine")
+            await settle(queue)
+            queue.forget("once-mine")
+
+        runs = asyncio.run(self._after(forget))
+        assert runs == ["blocker", *(f"bulk-{i}" for i in range(5)), "once-mine"]
