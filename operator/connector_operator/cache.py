@@ -41,12 +41,19 @@ class WatchStalledError(RuntimeError):
     """The watch stopped delivering changes that the API server has."""
 
 
-def _slim_pod(pod: Object) -> Object:
-    """What a pod tells the operator: whose it is and whether it has ended."""
-    meta = pod.get("metadata", {})
+def ownership_only(obj: Object) -> Object:
+    """What a ReplicaSet tells the operator: whose it is (the pods it owns are found through
+    it). Its pod template, a copy of the Deployment's, is not kept: at a thousand Connectors
+    that copy was the largest part of the cache."""
+    meta = obj.get("metadata", {})
     kept = ("name", "namespace", "uid", "resourceVersion", "labels", "ownerReferences")
+    return {"metadata": {k: meta[k] for k in kept if k in meta}}
+
+
+def slim_pod(pod: Object) -> Object:
+    """What a pod tells the operator: whose it is and whether it has ended."""
     return {
-        "metadata": {k: meta[k] for k in kept if k in meta},
+        **ownership_only(pod),
         "status": {"phase": (pod.get("status") or {}).get("phase")},
     }
 
@@ -99,8 +106,8 @@ class Cache:
         self._watch_ingresses = ingresses
         self.secrets = Store()  # the operator's own Secrets, data included
         self.secret_versions = Store(transform=_version_only)  # every Secret in scope
-        self.replicasets = Store()
-        self.pods = Store(transform=_slim_pod)
+        self.replicasets = Store(transform=ownership_only)
+        self.pods = Store(transform=slim_pod)
         self._uids: dict[str, Key] = {}  # Connector uid -> key
         self._names: dict[str, set[Key]] = defaultdict(set)  # Connector name -> keys
         self._references: dict[Key, Key] = {}  # Connector -> the Secret it references

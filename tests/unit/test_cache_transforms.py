@@ -1,0 +1,37 @@
+"""What the caches keep of ReplicaSets and pods: ownership (and a pod's phase), nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector_operator.cache import ownership_only, slim_pod
+
+META = {
+    "name": "connector-orders-5d9f", "namespace": "team-a", "uid": "u-rs",
+    "resourceVersion": "42", "labels": {"app.kubernetes.io/instance": "orders"},
+    "ownerReferences": [{"kind": "Deployment", "uid": "u-dep", "controller": True}],
+    "annotations": {"deployment.kubernetes.io/revision": "3"}, "managedFields": [{}],
+}  # fmt: skip
+
+
+def replicaset() -> dict[str, Any]:
+    return {
+        "metadata": dict(META),
+        "spec": {"replicas": 1, "template": {"spec": {"containers": [{"env": [{"name": "X"}]}]}}},
+        "status": {"replicas": 1, "readyReplicas": 1},
+    }
+
+
+def test_a_replicaset_is_kept_as_its_ownership() -> None:
+    kept = ownership_only(replicaset())
+    assert kept == {"metadata": {k: META[k] for k in (
+        "name", "namespace", "uid", "resourceVersion", "labels", "ownerReferences")}}  # fmt: skip
+    assert ownership_only(kept) == kept  # a cache transform must be idempotent
+
+
+def test_a_pod_keeps_its_phase_besides() -> None:
+    pod = {**replicaset(), "status": {"phase": "Running", "podIP": "10.0.0.9"}}
+    kept = slim_pod(pod)
+    assert kept["status"] == {"phase": "Running"}
+    assert kept["metadata"]["ownerReferences"] == META["ownerReferences"]
+    assert slim_pod(kept) == kept
