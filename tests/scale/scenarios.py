@@ -1,0 +1,268 @@
+"""The benchmark's scenarios, each on its own namespace of the one control plane. Times are
+wall-clock seconds from a watch; CPU and memory are the operator process's own (/proc)."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from tests.scale.harness import (
+    GROUP_VERSION,
+    Harness,
+    connector_doc,
+    connector_summary,
+    deployment_summary,
+)
+from tests.scale.measure import by_key, percentile, total
+from tests.scale.watcher import Watcher
+
+GROUP, VERSION = GROUP_VERSION.split("/")
+ACTION = "dataspace.dev/action"
+
+
+def running(summary: str) -> bool:
+    return summary.startswith("Running/")
+
+
+def watch_connectors(h: Harness, namespace: str) -> Watcher:
+    return Watcher(
+        h.custom.list_namespaced_custom_object, connector_summary,
+        group=GROUP, version=VERSION, namespace=namespace, plural="connectors",
+    ).start()  # fmt: skip
+
+
+def spread(times: list[float]) -> dict[str, float]:
+    return {
+        "p50_s": round(percentile(times, 50), 3),
+        "p99_s": round(percentile(times, 99), 3),
+        "max_s": round(max(times), 3) if times else float("nan"),
+    }
+
+
+def names(prefix: str, start: int, stop: int) -> list[str]:
+    return [f"{prefix}{i:05d}" for i in range(start, stop)]
+
+
+def apply_connectors(h: Harness, namespace: str, these: list[str]) -> None:
+    h.apply([connector_doc(namespace, n) for n in these])
+
+
+# -- the floor -----------------------------------------------------------------------------------
+def pod_template(h: Harness) -> dict[str, Any]:
+    """The Deployment the operator makes for an HttpData Connector, as the floor's model."""
+    ns = h.namespace("bench-template")
+    h.start_operator(ns)
+    watcher = watch_connectors(h, ns)
+    apply_connectors(h, ns, ["model"])
+    watcher.wait(lambda: watcher.count(running) == 1, 120, "the model Connector Running")
+    watcher.stop()
+    h.stop_operator()
+    made = h.apps.list_namespaced_deployment(ns).items[0]
+    return h.api.sanitize_for_serialization(made)  # type: ignore[no-any-return]
+
+
+def floor(h: Harness, count: int, model: dict[str, Any]) -> dict[str, Any]:
+    """The same Deployments created directly: how fast the control plane alone gets there."""
+    ns = h.namespace("bench-floor")
+    docs = []
+    for name in names("d", 0, count):
+        doc = copy.deepcopy(model)
+        doc["metadata"] = {"name": name, "namespace": ns, "labels": model["metadata"]["labels"]}
+        selector = {"app.kubernetes.io/instance": name}
+        doc["spec"]["selector"] = {"matchLabels": selector}
+        doc["spec"]["template"]["metadata"]["labels"] = {
+            **doc["spec"]["template"]["metadata"].get("labels", {}), **selector,
+        }  # fmt: skip
+        doc.pop("status", None)
+        doc["apiVersion"], doc["kind"] = "apps/v1", "Deployment"
+        docs.append(doc)
+    watcher = Watcher(h.apps.list_namespaced_deployment, _deployment, namespace=ns).start()
+    start = time.monotonic()
+    h.apply(docs)
+    watcher.wait(lambda: watcher.count(lambda s: s == "available") == count,
+                 1800, "the floor's Deployments available")  # fmt: skip
+    seconds = time.monotonic() - start
+    times = watcher.times_of(lambda s: s == "available", start)
+    watcher.stop()
+    return {"seconds": round(seconds, 2), **spread(times), "curve": sorted(times)}
+
+
+def _deployment(obj: Any) -> str | None:
+    return deployment_summary(obj if isinstance(obj, dict) else obj.to_dict())
+
+
+# -- burst ---------------------------------------------------------------------------------------
+def burst(h: Harness, count: int) -> dict[str, Any]:
+    """N Connectors applied at once: until all Running, the operator's CPU, its memory then."""
+    ns = h.namespace("bench-burst")
+    h.start_operator(ns)
+    time.sleep(5)
+    before = h.usage()
+    watcher = watch_connectors(h, ns)
+    start = time.monotonic()
+    apply_connectors(h, ns, names("c", 0, count))
+    watcher.wait(lambda: watcher.count(running) == count, 1800, "all Running")
+    seconds = time.monotonic() - start
+    cpu = h.usage().cpu_seconds - before.cpu_seconds
+    times = watcher.times_of(running, start)
+    watcher.stop()
+    time.sleep(10)
+    settled = h.usage()
+    h.stop_operator()
+    return {
+        "seconds": round(seconds, 2), **spread(times), "curve": sorted(times),
+        "cpu_seconds": round(cpu, 2), "rss_mib_all_running": round(settled.rss_mib, 1),
+        "rss_mib_before": round(before.rss_mib, 1),
+    }  # fmt: skip
+
+
+# -- a lifecycle's API requests ------------------------------------------------------------------
+LIFECYCLE = (("stop", "Stopped"), ("start", "Running"), ("fail", "Failed"), ("stop", "Stopped"))
+
+
+def lifecycle(h: Harness, count: int = 10) -> dict[str, Any]:
+    """Create to Running, stop, start, fail, stop, delete, for `count` Connectors at once: the
+    operator's requests per Connector, reads included, as the API server's audit log has them."""
+    ns = h.namespace("bench-lifecycle")
+    h.start_operator(ns)
+    time.sleep(3)
+    h.audit.since_last()  # the start's LISTs and watches are not a Connector's
+    watcher = watch_connectors(h, ns)
+    these = names("l", 0, count)
+    apply_connectors(h, ns, these)
+    watcher.wait(lambda: watcher.count(running) == count, 300, "lifecycle Running")
+    for action, phase in LIFECYCLE:
+        for name in these:
+            _annotate(h, ns, name, action)
+        target = f"{phase}/{action}"
+        watcher.wait(lambda t=target: watcher.count(lambda s: s == t) == count, 300, target)  # type: ignore[misc]
+    for name in these:
+        h.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, "connectors", name)
+    time.sleep(5)  # the deletions' last passes
+    watcher.stop()
+    counts = h.audit.since_last()
+    h.stop_operator()
+    per = {k: round(v / count, 2) for k, v in by_key(counts).items()}
+    reads = sum(n for (verb, _), n in counts.items() if verb in ("get", "list", "watch"))
+    return {
+        "connectors": count, "requests_per_connector": round(total(counts) / count, 2),
+        "reads_per_connector": round(reads / count, 2), "by_verb_and_resource": per,
+    }  # fmt: skip
+
+
+def _annotate(h: Harness, namespace: str, name: str, action: str) -> None:
+    h.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "connectors", name,
+        {"metadata": {"annotations": {ACTION: action}}},
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
+
+
+# -- steady state: memory, idle, latency, restart ------------------------------------------------
+def steady(h: Harness, count: int, toggles: int, idle_seconds: float) -> dict[str, Any]:
+    ns, load = h.namespace("bench-steady"), h.namespace("bench-load")
+    h.start_operator(f"{ns},{load}")
+    watcher = watch_connectors(h, ns)
+    out: dict[str, Any] = {"rss_mib": {}}
+    time.sleep(10)
+    out["rss_mib"]["0"] = round(h.usage().rss_mib, 1)
+    steps = sorted({n for n in (100, count) if n <= count})
+    made = 0
+    for step in steps:
+        apply_connectors(h, ns, names("s", made, step))
+        made = step
+        watcher.wait(lambda m=made: watcher.count(running) == m, 1800, f"{made} Running")  # type: ignore[misc]
+        time.sleep(15)
+        out["rss_mib"][str(step)] = round(h.usage().rss_mib, 1)
+    out["idle"] = idle(h, idle_seconds)
+    out["latency_quiet"] = toggle(h, ns, watcher, toggles, busy=None)
+    loader = threading.Thread(target=apply_connectors, args=(h, load, names("x", 0, count)))
+    load_watcher = watch_connectors(h, load)
+    loader.start()
+    busy = (load_watcher, count)
+    out["latency_under_load"] = toggle(h, ns, watcher, toggles, busy=busy)
+    loader.join()
+    load_watcher.wait(lambda: load_watcher.count(running) == count, 1800, "load Running")
+    load_watcher.stop()
+    watcher.stop()
+    out["restart"] = restart(h, f"{ns},{load}", 2 * count)
+    h.stop_operator()
+    return out
+
+
+def idle(h: Harness, seconds: float) -> dict[str, Any]:
+    before = h.usage()
+    h.audit.since_last()
+    time.sleep(seconds)
+    counts = h.audit.since_last()
+    cpu = h.usage().cpu_seconds - before.cpu_seconds
+    return {
+        "seconds": seconds, "cpu_seconds": round(cpu, 3),
+        "cpu_percent": round(100 * cpu / seconds, 3),
+        "api_requests": total(counts), "by_verb_and_resource": by_key(counts),
+    }  # fmt: skip
+
+
+def toggle(
+    h: Harness, ns: str, watcher: Watcher, toggles: int, busy: tuple[Watcher, int] | None
+) -> dict[str, Any]:
+    """`toggles` stop/start flips on ten Running Connectors, one at a time: from the annotation
+    written to the operator's status acknowledging it, and to the phase reached. Under load,
+    only flips begun while the other Connectors were still coming up count."""
+    acks: list[float] = []
+    dones: list[float] = []
+    flips = 0
+    while flips < toggles or (busy is not None and _busy(busy) and flips < 10 * toggles):
+        name = f"s{flips % 10:05d}"
+        with watcher.changed:
+            current = watcher.latest.get(name) or ""
+        stopping = current.startswith("Running")
+        action, phase = ("stop", "Stopped") if stopping else ("start", "Running")
+        during = busy is None or _busy(busy)
+        start = time.monotonic()
+        _annotate(h, ns, name, action)
+        target = f"{phase}/{action}"
+        watcher.wait(lambda n=name, t=target: watcher.latest.get(n) == t, 120, target)  # type: ignore[misc]
+        with watcher.changed:
+            ack = watcher.first_after(name, start, lambda s, a=action: s.endswith(f"/{a}"))  # type: ignore[misc]
+            done = watcher.first_after(name, start, lambda s, t=target: s == t)  # type: ignore[misc]
+        flips += 1
+        if during and ack is not None and done is not None:
+            acks.append(ack - start)
+            dones.append(done - start)
+    return {
+        "flips_counted": len(acks),
+        "acknowledged": spread(acks),
+        "phase_reached": spread(dones),
+    }
+
+
+def _busy(busy: tuple[Watcher, int]) -> bool:
+    watcher, count = busy
+    with watcher.changed:
+        return watcher.count(running) < count
+
+
+def restart(h: Harness, namespaces: str, converged: int) -> dict[str, Any]:
+    """A new operator over `converged` Running Connectors: until it has reconciled each (its
+    reconciles counter), and the writes it made doing so."""
+    h.stop_operator()
+    h.audit.since_last()
+    start = time.monotonic()
+    h.start_operator(namespaces)
+    while (h.metric("connector_operator_reconciles_total", result="ok") or 0) < converged:
+        if time.monotonic() - start > 600:
+            raise TimeoutError("the restarted operator did not confirm every Connector")
+        time.sleep(0.05)
+    seconds = time.monotonic() - start
+    time.sleep(3)
+    counts = h.audit.since_last()
+    writes = Counter({k: v for k, v in counts.items() if k[0] not in ("get", "list", "watch")})
+    return {
+        "connectors": converged, "seconds_to_confirm_all": round(seconds, 2),
+        "writes": total(writes), "writes_by": by_key(writes),
+        "requests": total(counts),
+    }  # fmt: skip
