@@ -99,8 +99,11 @@ deploy: ## Apply the CRD and deploy/ (kustomize) to the current kube context
 	kubectl apply -k deploy/
 
 .PHONY: undeploy
-undeploy: ## Remove deploy/ and the CRD from the current kube context
+undeploy: ## Remove deploy/ (the operator and its namespace); the CRD and every Connector stay
 	kubectl delete -k deploy/ --ignore-not-found
+
+.PHONY: undeploy-crd
+undeploy-crd: ## Delete the CRD: every Connector and everything they run is deleted with it
 	kubectl delete -f crds/ --ignore-not-found
 
 .PHONY: image

@@ -42,6 +42,10 @@ DRIFT_REPAIRS = Counter(
     "Children restored after a change or deletion made outside the operator, by kind.",
     ["kind"],
 )
+# Every kind a Connector's children are of starts at 0: rate() then counts the first repair
+# after a start or a failover, which a series born at 1 would hide.
+for _kind in ("Deployment", "Service", "Secret", "Ingress"):
+    DRIFT_REPAIRS.labels(kind=_kind)
 WATCH_RELISTS = Counter(
     "connector_operator_watch_relists_total",
     "Watches the API server could not continue (410 Gone), answered with a fresh LIST.",

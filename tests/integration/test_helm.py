@@ -605,3 +605,10 @@ def test_the_chart_grants_and_runs_what_deploy_does(helm: Helm) -> None:
     gateway = [d for d in with_gateway if d not in chart]
     names = {"connector-operator-gateway": "connector-gateway"}
     assert_same([_renamed(d, names) for d in gateway], kustomize(deploy / "gateway"))
+
+
+def test_one_replica_gets_no_disruption_budget_that_would_block_every_drain(helm: Helm) -> None:
+    two = helm.template()
+    one = helm.template("--set", "leaderElection.enabled=false,replicaCount=1")
+    assert [d["spec"]["minAvailable"] for d in two if d["kind"] == "PodDisruptionBudget"] == [1]
+    assert not [d for d in one if d["kind"] == "PodDisruptionBudget"]
