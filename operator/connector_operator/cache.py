@@ -43,8 +43,7 @@ class WatchStalledError(RuntimeError):
 
 def ownership_only(obj: Object) -> Object:
     """What a ReplicaSet tells the operator: whose it is (the pods it owns are found through
-    it). Its pod template, a copy of the Deployment's, is not kept: at a thousand Connectors
-    that copy was the largest part of the cache."""
+    it). Its pod template, a copy of the Deployment's, is not kept."""
     meta = obj.get("metadata", {})
     kept = ("name", "namespace", "uid", "resourceVersion", "labels", "ownerReferences")
     return {"metadata": {k: meta[k] for k in kept if k in meta}}
