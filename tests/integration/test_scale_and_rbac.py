@@ -64,9 +64,7 @@ def audited_reads(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) ->
     """The local control plane's audit policy records writes only. For this module's tests the
     API server runs with the same policy plus every request of the operator's and the gateway's
     users (reads included, at Metadata level); the usual policy is restored afterwards."""
-    rule = f'  - level: Metadata\n    users: ["{OPERATOR_USER}", "{GATEWAY_USER}"]\n'
-    policy = controlplane.AUDIT_POLICY.replace("rules:\n", "rules:\n" + rule, 1)
-    assert policy != controlplane.AUDIT_POLICY, "no rules: list to extend"
+    policy = controlplane.audit_policy((OPERATOR_USER, GATEWAY_USER))
     path = tmp_path_factory.mktemp("audit") / "audit-policy.yaml"
     path.write_text(policy)
     with api_server_with(cluster, f"--audit-policy-file={path}"):
