@@ -124,5 +124,5 @@ test-kind: install image ## Run the suite against a fresh kind cluster (needs Do
 	CONNECTOR_TEST_BACKEND=kind OPERATOR_IMAGE=$(IMAGE) $(BIN)/pytest
 
 .PHONY: bench
-bench: install cluster-build ## Run the benchmarks against the local control plane
-	$(BIN)/python -m tests.bench
+bench: install cluster-build ## Benchmark at N = 100 into a temp folder (BENCH_ARGS="--connectors 1000 --out docs/")
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)

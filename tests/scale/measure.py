@@ -7,7 +7,7 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,21 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+def spread(times: Sequence[float]) -> dict[str, float]:
+    """p50, p99 and the maximum of `times`, in seconds to the millisecond (NaN when empty)."""
+    return {
+        "p50_s": round(percentile(times, 50), 3),
+        "p99_s": round(percentile(times, 99), 3),
+        "max_s": round(max(times), 3) if times else math.nan,
+    }
+
+
+def per_object(since: Mapping[str, float], until: Mapping[str, float]) -> list[float]:
+    """Per object in both, seconds from its moment in `since` (e.g. first seen by a watch: its
+    creation) to its moment in `until` (e.g. first Running); never negative."""
+    return [max(0.0, until[name] - since[name]) for name in until if name in since]
 
 
 def requests_by(lines: Iterable[str], user: str) -> Counter[tuple[str, str]]:
@@ -44,19 +59,41 @@ def requests_by(lines: Iterable[str], user: str) -> Counter[tuple[str, str]]:
 @dataclass
 class AuditLog:
     """The audit log read from where the last reading ended: each `since_last` returns the
-    requests made in between."""
+    requests made in between.
+
+    The API server rotates its log (at 100 MB unless --audit-log-maxsize says otherwise): the
+    old file is renamed audit-<time>.log and a new one begun. A reading that finds a new file
+    first reads the rest of the renamed one (found by its inode), so that no request is lost;
+    one that cannot find it raises rather than count too few."""
 
     path: Path
     user: str
     offset: int = 0
+    inode: int | None = None
 
     def since_last(self) -> Counter[tuple[str, str]]:
-        with self.path.open("rb") as log:
-            log.seek(self.offset)
-            data = log.read()
+        rest = b""  # of the renamed file, which ends with a whole line
+        inode = self.path.stat().st_ino
+        if self.inode is not None and inode != self.inode:
+            rest = _read_from(self._rotated(self.inode), self.offset)
+            self.offset = 0
+        self.inode = inode
+        data = rest + _read_from(self.path, self.offset)
         complete = data.rfind(b"\n") + 1  # a line still being written waits for next time
-        self.offset += complete
+        self.offset += max(0, complete - len(rest))
         return requests_by(data[:complete].decode().splitlines(), self.user)
+
+    def _rotated(self, inode: int) -> Path:
+        for candidate in self.path.parent.glob(f"{self.path.stem}-*{self.path.suffix}"):
+            if candidate.stat().st_ino == inode:
+                return candidate
+        raise RuntimeError(f"{self.path} was rotated and its previous part is gone")
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    with path.open("rb") as log:
+        log.seek(offset)
+        return log.read()
 
 
 @dataclass(frozen=True)

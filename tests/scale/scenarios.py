@@ -6,7 +6,9 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tests.scale.harness import (
@@ -16,11 +18,13 @@ from tests.scale.harness import (
     connector_summary,
     deployment_summary,
 )
-from tests.scale.measure import by_key, percentile, total
+from tests.scale.measure import by_key, per_object, spread, total
+from tests.scale.profile import Profile
 from tests.scale.watcher import Watcher
 
 GROUP, VERSION = GROUP_VERSION.split("/")
 ACTION = "dataspace.dev/action"
+READS = ("get", "list", "watch")
 
 
 def running(summary: str) -> bool:
@@ -32,14 +36,6 @@ def watch_connectors(h: Harness, namespace: str) -> Watcher:
         h.custom.list_namespaced_custom_object, connector_summary,
         group=GROUP, version=VERSION, namespace=namespace, plural="connectors",
     ).start()  # fmt: skip
-
-
-def spread(times: list[float]) -> dict[str, float]:
-    return {
-        "p50_s": round(percentile(times, 50), 3),
-        "p99_s": round(percentile(times, 99), 3),
-        "max_s": round(max(times), 3) if times else float("nan"),
-    }
 
 
 def names(prefix: str, start: int, stop: int) -> list[str]:
@@ -86,8 +82,12 @@ def floor(h: Harness, count: int, model: dict[str, Any]) -> dict[str, Any]:
                  1800, "the floor's Deployments available")  # fmt: skip
     seconds = time.monotonic() - start
     times = watcher.times_of(lambda s: s == "available", start)
+    each = per_object(watcher.created(), watcher.reached(lambda s: s == "available"))
     watcher.stop()
-    return {"seconds": round(seconds, 2), **spread(times), "curve": sorted(times)}
+    return {
+        "seconds": round(seconds, 2), **spread(each), "from_apply": spread(times),
+        "curve": sorted(times),
+    }  # fmt: skip
 
 
 def _deployment(obj: Any) -> str | None:
@@ -95,27 +95,34 @@ def _deployment(obj: Any) -> str | None:
 
 
 # -- burst ---------------------------------------------------------------------------------------
-def burst(h: Harness, count: int) -> dict[str, Any]:
-    """N Connectors applied at once: until all Running, the operator's CPU, its memory then."""
+def burst(h: Harness, count: int, profile_to: Path | None = None) -> dict[str, Any]:
+    """N Connectors applied at once: until all Running, the operator's CPU, its memory then.
+    Per object: from its creation (first seen by the watch) to its first Running; the curve is
+    from the apply. With `profile_to`, py-spy samples the operator meanwhile."""
     ns = h.namespace("bench-burst")
-    h.start_operator(ns)
+    pid = h.start_operator(ns)
     time.sleep(5)
     before = h.usage()
     watcher = watch_connectors(h, ns)
+    profile = Profile(pid, profile_to) if profile_to is not None else None
     start = time.monotonic()
     apply_connectors(h, ns, names("c", 0, count))
     watcher.wait(lambda: watcher.count(running) == count, 1800, "all Running")
     seconds = time.monotonic() - start
     cpu = h.usage().cpu_seconds - before.cpu_seconds
+    if profile is not None:
+        profile.stop()
     times = watcher.times_of(running, start)
+    each = per_object(watcher.created(), watcher.reached(running))
     watcher.stop()
     time.sleep(10)
     settled = h.usage()
     h.stop_operator()
     return {
-        "seconds": round(seconds, 2), **spread(times), "curve": sorted(times),
-        "cpu_seconds": round(cpu, 2), "rss_mib_all_running": round(settled.rss_mib, 1),
-        "rss_mib_before": round(before.rss_mib, 1),
+        "seconds": round(seconds, 2), **spread(each), "from_apply": spread(times),
+        "curve": sorted(times), "cpu_seconds": round(cpu, 2),
+        "rss_mib_all_running": round(settled.rss_mib, 1),
+        "rss_mib_before": round(before.rss_mib, 1), "profiled": profile is not None,
     }  # fmt: skip
 
 
@@ -146,7 +153,7 @@ def lifecycle(h: Harness, count: int = 10) -> dict[str, Any]:
     counts = h.audit.since_last()
     h.stop_operator()
     per = {k: round(v / count, 2) for k, v in by_key(counts).items()}
-    reads = sum(n for (verb, _), n in counts.items() if verb in ("get", "list", "watch"))
+    reads = sum(n for (verb, _), n in counts.items() if verb in READS)
     return {
         "connectors": count, "requests_per_connector": round(total(counts) / count, 2),
         "reads_per_connector": round(reads / count, 2), "by_verb_and_resource": per,
@@ -162,28 +169,33 @@ def _annotate(h: Harness, namespace: str, name: str, action: str) -> None:
 
 
 # -- steady state: memory, idle, latency, restart ------------------------------------------------
-def steady(h: Harness, count: int, toggles: int, idle_seconds: float) -> dict[str, Any]:
+def steady(
+    h: Harness, count: int, toggles: int, toggle_rate: float, idle_seconds: float
+) -> dict[str, Any]:
+    """Memory settled at N = 0, 100, 1,000 and N; an idle period; the flips, quiet and under
+    load; a restart over everything converged."""
     ns, load = h.namespace("bench-steady"), h.namespace("bench-load")
     h.start_operator(f"{ns},{load}")
     watcher = watch_connectors(h, ns)
     out: dict[str, Any] = {"rss_mib": {}}
     time.sleep(10)
     out["rss_mib"]["0"] = round(h.usage().rss_mib, 1)
-    steps = sorted({n for n in (100, count) if n <= count})
     made = 0
-    for step in steps:
+    for step in sorted({n for n in (100, 1000, count) if n <= count}):
         apply_connectors(h, ns, names("s", made, step))
         made = step
         watcher.wait(lambda m=made: watcher.count(running) == m, 1800, f"{made} Running")  # type: ignore[misc]
         time.sleep(15)
         out["rss_mib"][str(step)] = round(h.usage().rss_mib, 1)
     out["idle"] = idle(h, idle_seconds)
-    out["latency_quiet"] = toggle(h, ns, watcher, toggles, busy=None)
+    pool = names("s", 0, min(FLIP_POOL, count))
+    out["latency_quiet"] = toggle(h, ns, watcher, pool, toggles=toggles, rate=toggle_rate)
     loader = threading.Thread(target=apply_connectors, args=(h, load, names("x", 0, count)))
     load_watcher = watch_connectors(h, load)
     loader.start()
-    busy = (load_watcher, count)
-    out["latency_under_load"] = toggle(h, ns, watcher, toggles, busy=busy)
+    out["latency_under_load"] = toggle(
+        h, ns, watcher, pool, toggles=toggles, rate=toggle_rate, busy=(load_watcher, count)
+    )
     loader.join()
     load_watcher.wait(lambda: load_watcher.count(running) == count, 1800, "load Running")
     load_watcher.stop()
@@ -206,38 +218,79 @@ def idle(h: Harness, seconds: float) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# The flips go to this many Running Connectors in turn, a Connector again only once its last
+# flip reached its phase; how many are in flight at once follows from the rate.
+FLIP_POOL = 20
+
+
+@dataclass(frozen=True)
+class Flip:
+    name: str
+    action: str
+    target: str  # the summary once done, e.g. "Stopped/stop"
+    sent: float  # before the annotate call
+    returned: float  # after it returned: what the latencies count from
+    counted: bool  # quiet, or sent while the load was still coming up
+
+
 def toggle(
-    h: Harness, ns: str, watcher: Watcher, toggles: int, busy: tuple[Watcher, int] | None
-) -> dict[str, Any]:
-    """`toggles` stop/start flips on ten Running Connectors, one at a time: from the annotation
-    written to the operator's status acknowledging it, and to the phase reached. Under load,
-    only flips begun while the other Connectors were still coming up count."""
-    acks: list[float] = []
-    dones: list[float] = []
-    flips = 0
-    while flips < toggles or (busy is not None and _busy(busy) and flips < 10 * toggles):
-        name = f"s{flips % 10:05d}"
+    h: Harness, ns: str, watcher: Watcher, pool: list[str], *, toggles: int, rate: float,
+    busy: tuple[Watcher, int] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Stop/start flips, `rate` a second, over `pool`: from the annotate call's return to the
+    status acknowledging the action (its phase Stopping/Starting or its action field), and to
+    the phase reached, both from the watch. Quiet: `toggles` flips. Under load: flips for as
+    long as the load's Connectors are coming up (at most 10x `toggles`); only those count."""
+    flips: list[Flip] = []
+    waiting: dict[str, Flip] = {}
+    turn = deque(pool)
+    next_at = time.monotonic()
+
+    def more() -> bool:
+        counted = sum(f.counted for f in flips)
+        return counted < toggles if busy is None else _busy(busy) and counted < 10 * toggles
+
+    def in_flight() -> int:  # under the lock: forgets the flips done, counts the others
+        for name, flip in list(waiting.items()):
+            if watcher.latest.get(name) == flip.target:
+                del waiting[name]
+        return len(waiting)
+
+    while more():
+        with watcher.changed:
+            full = in_flight() == len(pool)
+        if full:
+            watcher.wait(lambda: in_flight() < len(pool), 300, "a flip done")
+            continue
+        while (name := turn[0]) in waiting:
+            turn.rotate(-1)
+        turn.rotate(-1)
         with watcher.changed:
             current = watcher.latest.get(name) or ""
         stopping = current.startswith("Running")
         action, phase = ("stop", "Stopped") if stopping else ("start", "Running")
         during = busy is None or _busy(busy)
-        start = time.monotonic()
+        sent = time.monotonic()
         _annotate(h, ns, name, action)
-        target = f"{phase}/{action}"
-        watcher.wait(lambda n=name, t=target: watcher.latest.get(n) == t, 120, target)  # type: ignore[misc]
-        with watcher.changed:
-            ack = watcher.first_after(name, start, lambda s, a=action: s.endswith(f"/{a}"))  # type: ignore[misc]
-            done = watcher.first_after(name, start, lambda s, t=target: s == t)  # type: ignore[misc]
-        flips += 1
-        if during and ack is not None and done is not None:
-            acks.append(ack - start)
-            dones.append(done - start)
+        flip = Flip(name, action, f"{phase}/{action}", sent, time.monotonic(), during)
+        flips.append(flip)
+        waiting[name] = flip
+        next_at = max(next_at + 1 / rate, time.monotonic() - 1 / rate)  # no catching up
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    watcher.wait(lambda: in_flight() == 0, 300, "the last flips done")
+    acks: list[float] = []
+    dones: list[float] = []
+    with watcher.changed:
+        for f in flips:
+            ack = watcher.first_after(f.name, f.sent, lambda s, a=f.action: s.endswith(f"/{a}"))  # type: ignore[misc]
+            done = watcher.first_after(f.name, f.sent, lambda s, t=f.target: s == t)  # type: ignore[misc]
+            if f.counted and ack is not None and done is not None:
+                acks.append(max(0.0, ack - f.returned))
+                dones.append(max(0.0, done - f.returned))
     return {
-        "flips_counted": len(acks),
-        "acknowledged": spread(acks),
-        "phase_reached": spread(dones),
-    }
+        "flips": len(flips), "flips_counted": len(acks), "rate_per_s": rate, "pool": len(pool),
+        "acknowledged": spread(acks), "phase_reached": spread(dones),
+    }  # fmt: skip
 
 
 def _busy(busy: tuple[Watcher, int]) -> bool:
@@ -247,22 +300,30 @@ def _busy(busy: tuple[Watcher, int]) -> bool:
 
 
 def restart(h: Harness, namespaces: str, converged: int) -> dict[str, Any]:
-    """A new operator over `converged` Running Connectors: until it has reconciled each (its
-    reconciles counter), and the writes it made doing so."""
-    h.stop_operator()
+    """The operator killed (SIGKILL) and started again over `converged` Running Connectors:
+    the time until it serves metrics as leader, and until it has confirmed each (its
+    reconciles_total{result="ok"} at `converged` and its queue empty), and the writes it made
+    (the audit log)."""
+    h.stop_operator(kill=True)
     h.audit.since_last()
     start = time.monotonic()
     h.start_operator(namespaces)
-    while (h.metric("connector_operator_reconciles_total", result="ok") or 0) < converged:
+    serving = time.monotonic() - start
+    while (h.metric("connector_operator_reconciles_total", result="ok") or 0) < converged or (
+        h.metric("connector_operator_queue_depth") != 0
+    ):
         if time.monotonic() - start > 600:
             raise TimeoutError("the restarted operator did not confirm every Connector")
         time.sleep(0.05)
     seconds = time.monotonic() - start
     time.sleep(3)
     counts = h.audit.since_last()
-    writes = Counter({k: v for k, v in counts.items() if k[0] not in ("get", "list", "watch")})
+    writes = Counter({k: v for k, v in counts.items() if k[0] not in READS})
+    not_ok = sum(h.metric("connector_operator_reconciles_total", result=r) or 0
+                 for r in ("retry", "error"))  # fmt: skip
     return {
-        "connectors": converged, "seconds_to_confirm_all": round(seconds, 2),
+        "connectors": converged, "seconds_to_serve_metrics": round(serving, 2),
+        "seconds_to_confirm_all": round(seconds, 2), "reconciles_not_ok": int(not_ok),
         "writes": total(writes), "writes_by": by_key(writes),
-        "requests": total(counts),
+        "requests": total(counts), "requests_by": by_key(counts),
     }  # fmt: skip

@@ -22,6 +22,7 @@ class Watcher:
     def __init__(self, list_call: Callable[..., Any], summary: Summary, **list_args: Any) -> None:
         self.list_call, self.list_args, self.summary = list_call, list_args, summary
         self.first: dict[str, dict[str, float]] = {}
+        self.seen: dict[str, float] = {}  # the first event of each object: its creation
         self.latest: dict[str, str | None] = {}
         self.history: dict[str, list[tuple[float, str]]] = {}  # every change, in order
         self.changed = threading.Condition()
@@ -63,6 +64,7 @@ class Watcher:
     def _record(self, name: str, summary: str | None) -> None:
         now = time.monotonic()
         with self.changed:
+            self.seen.setdefault(name, now)
             if summary is not None and self.latest.get(name) != summary:
                 self.history.setdefault(name, []).append((now, summary))
             self.latest[name] = summary
@@ -88,6 +90,20 @@ class Watcher:
     def first_after(self, name: str, since: float, matches: Callable[[str], bool]) -> float | None:
         """When `name` first showed a matching summary after `since` (call it under the lock)."""
         return next((t for t, s in self.history.get(name, []) if t >= since and matches(s)), None)
+
+    def reached(self, matches: Callable[[str], bool]) -> dict[str, float]:
+        """Per object, when it first showed a matching summary."""
+        with self.changed:
+            return {
+                name: min(t for s, t in seen.items() if matches(s))
+                for name, seen in self.first.items()
+                if any(matches(s) for s in seen)
+            }
+
+    def created(self) -> dict[str, float]:
+        """Per object, when the watch first saw it."""
+        with self.changed:
+            return dict(self.seen)
 
     def times_of(self, matches: Callable[[str], bool], since: float) -> list[float]:
         """Per object, seconds from `since` until it first showed a matching summary."""
