@@ -98,9 +98,10 @@ def test_api_server_restart_mid_transition(
 def test_progress_deadline_makes_the_connector_failed(
     start_operator: Callable[..., Operator], connectors: Connectors
 ) -> None:
-    # No node has 1000 CPUs: the pod stays Pending and the Deployment misses its deadline.
+    # No node has a million CPUs (the local one has 1,000): the pod stays Pending and the
+    # Deployment misses its deadline.
     start_operator(
-        CONNECTOR_OPERATOR_RESOURCES='{"requests": {"cpu": "1000"}}',
+        CONNECTOR_OPERATOR_RESOURCES='{"requests": {"cpu": "1000000"}}',
         CONNECTOR_OPERATOR_PROGRESS_DEADLINE_SECONDS="3",
     )
     connectors.apply(connector("slow"))
