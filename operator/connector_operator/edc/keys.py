@@ -7,9 +7,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from connector_operator.edc.manifests import (
     CATALOG_KEY,
     GENERATED,
@@ -23,6 +20,11 @@ from connector_operator.edc.manifests import (
 def _key_pair() -> tuple[str, str]:
     """An EC P-256 key pair as PEM (PKCS#8 private key, SubjectPublicKeyInfo public key): the
     EDC token signer signs the data plane's access tokens with it (ES256)."""
+    # Imported when first needed: the library's bindings cost 8 MiB, which an operator of the
+    # generic profile never uses.
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+
     private = ec.generate_private_key(ec.SECP256R1())
     private_pem = private.private_bytes(
         serialization.Encoding.PEM,
