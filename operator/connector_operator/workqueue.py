@@ -6,7 +6,9 @@ Two lanes: a key `expedite`d (a user's own change: an action, an edit) is taken 
 of work (new Connectors, resyncs, children's events), and stays in the fast lane for
 `expedite_seconds`, long enough for the events its transition causes (its pods going, its
 ReplicaSet scaling) to be handled as promptly. A user's stop thus never waits behind a thousand
-Connectors being created."""
+Connectors being created. Nor behind the passes already running: `fast_workers` more workers
+take only from the fast lane, so one is free for a user's change even while every other is
+busy with bulk work (waiting on a busy API server, say)."""
 
 from __future__ import annotations
 
@@ -39,9 +41,13 @@ class WorkQueue(Generic[K]):
     base_delay: float = 0.5
     max_delay: float = 60.0
     expedite_seconds: float = 30.0
-    # One token per queued key; the lanes hold keys in order, with stale entries (a key taken
-    # from the other lane, or expedited after it was queued) skipped when reached.
+    fast_workers: int = 1
+    # A token per key queued (and, in `_fast_tokens`, per key put in the fast lane): a worker
+    # woken takes the next key it may, or none when a fast worker took it first. So there are
+    # never fewer tokens than queued keys. The lanes hold keys in order, with stale entries (a
+    # key taken from the other lane, or expedited after it was queued) skipped when reached.
     _tokens: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(0))
+    _fast_tokens: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(0))
     _fast: deque[K] = field(default_factory=deque)
     _bulk: deque[K] = field(default_factory=deque)
     _queued: dict[K, bool] = field(default_factory=dict)  # key -> in the fast lane
@@ -54,7 +60,11 @@ class WorkQueue(Generic[K]):
 
     def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._work(), name=f"reconcile-{i}") for i in range(self.workers)
+            asyncio.create_task(self._work(self._tokens, fast_only=False), name=f"reconcile-{i}")
+            for i in range(self.workers)
+        ] + [
+            asyncio.create_task(self._work(self._fast_tokens, fast_only=True), name=f"fast-{i}")
+            for i in range(self.fast_workers)
         ]
 
     async def stop(self) -> None:
@@ -86,6 +96,8 @@ class WorkQueue(Generic[K]):
         if queued is None or (fast and not queued):
             self._queued[key] = fast
             (self._fast if fast else self._bulk).append(key)
+            if fast:
+                self._fast_tokens.release()
             metrics.QUEUE_DEPTH.set(len(self._queued))
 
     def _fast_lane(self, key: K) -> bool:
@@ -97,18 +109,20 @@ class WorkQueue(Generic[K]):
             return False
         return True
 
-    def _take(self) -> K:
-        """The next key, the fast lane first; called with a token, so one is queued."""
+    def _take(self, fast_only: bool) -> K | None:
+        """The next key, the fast lane first (only that lane with `fast_only`); None when the
+        token was one whose key another worker took."""
         while self._fast:
             key = self._fast.popleft()
             if self._queued.get(key) is True:
                 del self._queued[key]
                 return key
-        while True:
+        while self._bulk and not fast_only:
             key = self._bulk.popleft()
             if key in self._queued:
                 del self._queued[key]
                 return key
+        return None
 
     def add_after(self, key: K, delay: float) -> None:
         if key in self._timers:
@@ -136,10 +150,12 @@ class WorkQueue(Generic[K]):
     def idle(self) -> bool:
         return not self._queued and not self._active
 
-    async def _work(self) -> None:
+    async def _work(self, tokens: asyncio.Semaphore, fast_only: bool) -> None:
         while True:
-            await self._tokens.acquire()
-            key = self._take()
+            await tokens.acquire()
+            key = self._take(fast_only)
+            if key is None:
+                continue
             metrics.QUEUE_DEPTH.set(len(self._queued))
             self._active.add(key)
             try:

@@ -487,3 +487,50 @@ class TestLanes:
 
         runs = asyncio.run(self._after(forget))
         assert runs == ["blocker", *(f"bulk-{i}" for i in range(5)), "once-mine"]
+
+    def test_a_users_change_runs_while_every_worker_is_busy_with_bulk_work(self) -> None:
+        async def scenario() -> list[str]:
+            handler = recorder()
+            queue = WorkQueue(handler, workers=2)
+            gates = [handler.gate.setdefault(f"slow-{i}", asyncio.Event()) for i in range(2)]
+            queue.start()
+            try:
+                for i in range(2):
+                    queue.add(f"slow-{i}")
+                for i in range(10):
+                    queue.add(f"bulk-{i}")
+                await until(lambda: len(handler.running) == 2)  # both workers held
+                queue.expedite("stop-me")
+                await until(lambda: "stop-me" in [k for k, _ in handler.runs])
+                ran = [k for k, _ in handler.runs]
+                for gate in gates:
+                    gate.set()
+                await settle(queue)
+            finally:
+                await queue.stop()
+            assert sorted(k for k, _ in handler.runs if k.startswith("bulk")) == sorted(
+                f"bulk-{i}" for i in range(10)
+            )  # the bulk all ran, once each, after
+            return ran
+
+        assert asyncio.run(scenario()) == ["slow-0", "slow-1", "stop-me"]
+
+    def test_bulk_work_never_takes_the_fast_worker(self) -> None:
+        async def scenario() -> int:
+            handler = recorder()
+            queue = WorkQueue(handler, workers=1)
+            gate = handler.gate.setdefault("slow", asyncio.Event())
+            queue.start()
+            try:
+                queue.add("slow")
+                queue.add("bulk")
+                await until(lambda: "slow" in handler.running)
+                await asyncio.sleep(0.05)
+                waiting = len(handler.runs)  # bulk waits for the one general worker
+                gate.set()
+                await settle(queue)
+            finally:
+                await queue.stop()
+            return waiting
+
+        assert asyncio.run(scenario()) == 1
