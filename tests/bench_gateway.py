@@ -27,6 +27,8 @@ sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 
 import controlplane  # noqa: E402 -- lives beside the go.mod files, not in a package
 
+from tests.operator_runtime import runtime_python  # noqa: E402 -- after the path above
+
 NAMESPACE = "bench-gateway"
 
 
@@ -87,7 +89,7 @@ class GatewayBench:
             "CONNECTOR_GATEWAY_LOG_LEVEL": "WARNING",
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "connector_operator", "gateway"], env=env,
+            [runtime_python(), "-m", "connector_operator", "gateway"], env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + 60

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 
 import controlplane  # noqa: E402 -- lives beside the go.mod files, not in a package
 
+from tests.operator_runtime import runtime_python  # noqa: E402 -- after the path above
 from tests.storage import azurite, moto  # noqa: E402 -- after the path above
 
 NAMESPACE = "bench-storage"
@@ -84,7 +85,7 @@ class StorageBench:
         log = Path(tempfile.gettempdir()) / f"bench-storage-operator-{mode}.log"
         with log.open("wb") as out:  # read it when a step times out
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "connector_operator"], env=env,
+                [runtime_python(), "-m", "connector_operator"], env=env,
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         self._wait(lambda: self.metrics() is not None, 60)
@@ -222,7 +223,7 @@ class StorageBench:
             """)
             env = {**os.environ, "PYTHONPATH": str(ROOT / "operator")}
             out = subprocess.run(
-                [sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                [runtime_python(), "-c", script], env=env, capture_output=True, text=True,
                 check=True,
             )  # fmt: skip
         measured = json.loads(out.stdout)

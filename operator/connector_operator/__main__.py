@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import os
 import socket
@@ -14,18 +13,18 @@ import prometheus_client
 
 from connector_operator import handlers
 from connector_operator.config import ConfigError, OperatorConfig, from_env
-from connector_operator.kube import Kube, load_api_client
+from connector_operator.kube import Kube
+from connector_operator.kubeconfig import KubeconfigError, load
 from connector_operator.leader import LeaderElector
 
 
 async def run(cfg: OperatorConfig) -> None:
-    # Blocking API calls run in threads; enough of them that a few hung calls (each has a
-    # deadline) never keep the Lease renewal waiting for a thread.
-    asyncio.get_running_loop().set_default_executor(
-        concurrent.futures.ThreadPoolExecutor(max_workers=cfg.workers + 16)
-    )
     identity = f"{socket.gethostname()}-{os.getpid()}"
-    kube = Kube(load_api_client(), identity)
+    try:
+        kube = Kube(load(), identity)
+    except (KubeconfigError, OSError) as error:  # OSError: a certificate that cannot be read
+        print(f"connector-operator: {error}", file=sys.stderr)
+        sys.exit(2)
     elector = None
     if cfg.leader_election:
         elector = LeaderElector(
@@ -40,14 +39,19 @@ async def run(cfg: OperatorConfig) -> None:
     stop = asyncio.Event()
     registry = kopf.OperatorRegistry()
     handlers.register(registry, kube, elector, cfg, stop)
-    await kopf.operator(
-        registry=registry,
-        standalone=True,  # Kopf's own peering is replaced by the Lease
-        clusterwide=not cfg.namespaces,
-        namespaces=list(cfg.namespaces),
-        liveness_endpoint=f"http://0.0.0.0:{cfg.health_port}/healthz" if cfg.health_port else None,
-        stop_flag=stop,
-    )
+    try:
+        await kopf.operator(
+            registry=registry,
+            standalone=True,  # Kopf's own peering is replaced by the Lease
+            clusterwide=not cfg.namespaces,
+            namespaces=list(cfg.namespaces),
+            liveness_endpoint=(
+                f"http://0.0.0.0:{cfg.health_port}/healthz" if cfg.health_port else None
+            ),
+            stop_flag=stop,
+        )
+    finally:
+        await kube.close()
     if stop.is_set():
         # The lead was lost (another replica may lead now) or the controller failed: exit, and
         # let the Deployment restart this one as a candidate.
@@ -73,9 +77,6 @@ def main() -> None:
         log_refkey="connector",
     )
     logging.getLogger().setLevel(cfg.log_level)
-    # The client library logs request bodies at DEBUG: never let it, credentials travel there.
-    logging.getLogger("kubernetes").setLevel(logging.WARNING)
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
     # The storage clients log signed requests (the access key id, the string signed) at DEBUG
     # and request headers at INFO: the storage checks' only words are the condition's.
     for storage_client in ("botocore", "aiobotocore", "azure"):

@@ -56,8 +56,16 @@ def register(
             stop.set()  # exit; the kubelet (or the user) restarts a fresh process
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        return kopf.login_via_client(**kwargs)
+    async def login(**_: Any) -> kopf.ConnectionInfo:
+        # Kopf wants credentials of its own (with no resource handlers it makes no request with
+        # them): the operator's, from its kubeconfig or ServiceAccount.
+        e = kube.endpoint
+        return kopf.ConnectionInfo(
+            server=e.server, ca_path=e.ca_file, ca_data=e.ca_data, insecure=e.insecure,
+            certificate_path=e.cert_file, certificate_data=e.cert_data,
+            private_key_path=e.key_file, private_key_data=e.key_data,
+            username=e.username, password=e.password, token=await kube.bearer_token(),
+        )  # fmt: skip
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:

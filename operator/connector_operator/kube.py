@@ -1,22 +1,20 @@
-"""The only module that talks to the Kubernetes API server (the official client, off the event
-loop, plain dicts: no model deserialization)."""
+"""The only module that talks to the Kubernetes API server: REST verbs over aiohttp, on the
+event loop, plain dicts in and out (where it is and how to authenticate: `kubeconfig`,
+`credentials`)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-import urllib3
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+import aiohttp
 
 from connector_operator import metrics
+from connector_operator.credentials import Authorizer, tls_context
+from connector_operator.kubeconfig import Endpoint
 from connector_operator.models import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
@@ -30,9 +28,6 @@ REVIEWS = {
 }
 TIMEOUT = (5, 30)  # connect, read (seconds): no call waits for ever
 WATCH_SLACK = 30  # seconds a watch may stay silent beyond its timeoutSeconds
-
-
-WATCH_BUFFER = 16  # watch lines read ahead of the consumer
 
 
 class NotFoundError(Exception):
@@ -49,16 +44,6 @@ class TransientError(Exception):
 
 class FencedError(Exception):
     """A write was refused before it was sent: this replica is no longer sure that it leads."""
-
-
-def load_api_client() -> client.ApiClient:
-    """In a pod: its ServiceAccount; elsewhere: KUBECONFIG or ~/.kube/config."""
-    configuration = client.Configuration()
-    try:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    return client.ApiClient(configuration)
 
 
 def path_of(manifest: Mapping[str, Any]) -> str:
@@ -80,18 +65,71 @@ def connector_path(namespace: str, name: str) -> str:
 
 
 class Kube:
-    """Async verbs over one API client; every write is counted in the metrics.
+    """Async verbs over one API server; every write is counted in the metrics.
 
     `identity` names this replica in the User-Agent of every request (the audit log shows who
     wrote what) and in the Lease. `fence`, once set, is asked right before each write is sent:
     a replica that cannot prove it still leads sends nothing.
+
+    Requests share one aiohttp session (made on first use, in the running loop): connections
+    are kept alive and reused, and each watch holds one of its own for as long as it lasts.
     """
 
-    def __init__(self, api: client.ApiClient, identity: str) -> None:
-        self.api = api
+    def __init__(self, endpoint: Endpoint, identity: str) -> None:
+        self.endpoint = endpoint
         self.identity = identity
         self.fence: Callable[[], bool] | None = None
-        api.user_agent = f"{FIELD_MANAGER}/{_version()} ({identity})"
+        self.user_agent = f"{FIELD_MANAGER}/{_version()} ({identity})"
+        self._auth = Authorizer(endpoint)
+        self._tls = tls_context(endpoint)  # now: a bad certificate fails the start, not a call
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            # No limit on connections: every watch holds one for minutes, and the calls in
+            # flight are bounded by the workers that make them.
+            connector = aiohttp.TCPConnector(limit=0, ssl=self._tls or True)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers={"User-Agent": self.user_agent}
+            )
+        return self._session
+
+    async def bearer_token(self) -> str | None:
+        """The token the next request would present, if it presents one."""
+        found = (await self._auth.header()).get("Authorization", "")
+        return found.removeprefix("Bearer ") if found.startswith("Bearer ") else None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        data: bytes | None,
+        headers: dict[str, str],
+        query: list[tuple[str, str]] | None,
+        timeout: aiohttp.ClientTimeout,
+        fenced: bool,
+    ) -> aiohttp.ClientResponse:
+        """One request, its response open (the caller reads and releases it). A 401 from
+        credentials that may have been renewed (a token file, a plugin) is asked again once."""
+        for attempt in (1, 2):
+            auth = await self._auth.header()
+            if fenced and self.fence is not None and not self.fence():
+                raise FencedError(f"{method} {path}: not sent, this replica may no longer lead")
+            response = await self._http().request(
+                method, self.endpoint.server + path, params=query, data=data,
+                headers={**headers, **auth}, timeout=timeout, proxy=self.endpoint.proxy_url,
+                server_hostname=self.endpoint.tls_server_name,
+            )  # fmt: skip
+            if response.status != 401 or attempt == 2 or not self._auth.renewable:
+                return response
+            response.release()
+            self._auth.invalidate()
+        raise AssertionError("unreachable")
 
     async def _call(
         self,
@@ -105,34 +143,21 @@ class Kube:
         fenced: bool = False,
         timeout: tuple[float, float] = TIMEOUT,
     ) -> dict[str, Any]:
-        def call() -> dict[str, Any]:
-            method_, url, headers, _, _ = self.api.param_serialize(
-                method=method,
-                resource_path=path,
-                query_params=query or [],
-                header_params={"Content-Type": content_type, "Accept": accept},
-                auth_settings=["BearerToken"],
-            )
-            # The client serializes JSON bodies itself; an apply patch (YAML, of which JSON is a
-            # subset) goes as the text we give it.
-            payload = json.dumps(body) if content_type == APPLY and body is not None else body
-            if fenced and self.fence is not None and not self.fence():
-                raise FencedError(f"{method} {path}: not sent, this replica may no longer lead")
-            response = self.api.call_api(
-                method_, url, header_params=headers, body=payload, _request_timeout=timeout
-            )
-            raw: bytes = response.read()  # type: ignore[no-untyped-call]
-            if not 200 <= response.status < 300:
-                raise _status_error(response.status, raw, method, path)
-            data: dict[str, Any] = json.loads(raw or b"{}")
-            return data
-
+        # An apply patch is YAML, of which JSON is a subset: every body goes as JSON text.
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": accept, **({"Content-Type": content_type} if data else {})}
+        limits = aiohttp.ClientTimeout(total=None, sock_connect=timeout[0], sock_read=timeout[1])
         try:
-            return await asyncio.to_thread(call)
-        except ApiException as error:  # raised for transport failures (status 0)
-            raise _status_error(error.status or 0, error.body, method, path) from None
-        except (OSError, urllib3.exceptions.HTTPError) as error:
-            raise TransientError(f"{method} {path}: {error}") from None
+            response = await self._send(method, path, data=data, headers=headers, query=query,
+                                        timeout=limits, fenced=fenced)  # fmt: skip
+            async with response:
+                raw = await response.read()
+        except (aiohttp.ClientError, OSError) as error:  # OSError: timeouts included
+            raise TransientError(f"{method} {path}: {_describe(error)}") from None
+        if not 200 <= response.status < 300:
+            raise _status_error(response.status, raw, method, path)
+        data_: dict[str, Any] = json.loads(raw or b"{}")
+        return data_
 
     async def _write(
         self, verb: str, resource: str, method: str, path: str, **kwargs: Any
@@ -173,50 +198,27 @@ class Kube:
     ) -> AsyncIterator[dict[str, Any]]:
         """The events of one WATCH request, until the server ends it.
 
-        The stream is read by a thread of its own (a watch blocks for minutes; it must not hold
-        one of the loop's executor threads) and handed to the loop line by line, at most
-        WATCH_BUFFER lines ahead of the consumer: a busy loop makes the thread wait (and TCP
-        hold the rest), rather than letting events of large objects pile up in memory.
+        Lines are split here, not by the stream's readline, which refuses a line longer than
+        its buffer (an event of a large object is one line). The stream is read only as fast
+        as the consumer takes events: a busy loop leaves the rest in the socket, not in memory.
         """
         seconds = next((int(v) for k, v in query if k == "timeoutSeconds"), 300)
-
-        def open_stream() -> Any:
-            method_, url, headers, _, _ = self.api.param_serialize(
-                method="GET",
-                resource_path=path,
-                query_params=query,
-                header_params={"Accept": accept},
-                auth_settings=["BearerToken"],
-            )
-            response = self.api.call_api(
-                method_, url, header_params=headers, _request_timeout=(5, seconds + WATCH_SLACK)
-            )
-            if response.status == 410:
-                raise _GoneError
-            if not 200 <= response.status < 300:
-                raise _status_error(response.status, response.response.data, "WATCH", path)
-            return response
-
+        limits = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=seconds + WATCH_SLACK)
         try:
-            response = await asyncio.to_thread(open_stream)
-        except _GoneError:
-            yield {"type": "ERROR", "object": {"code": 410, "message": "Gone"}}
-            return
-        except ApiException as error:
-            raise _status_error(error.status or 0, error.body, "WATCH", path) from None
-        except (OSError, urllib3.exceptions.HTTPError) as error:
-            raise TransientError(f"WATCH {path}: {error}") from None
-        pump = _Pump(asyncio.get_running_loop(), response.response)
-        threading.Thread(target=pump.run, name=f"watch {path}", daemon=True).start()
-        try:
-            while (item := await pump.lines.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise TransientError(f"WATCH {path}: {item}")
-                pump.slots.release()
-                if item.strip():
-                    yield json.loads(item)
-        finally:
-            pump.close()
+            response = await self._send("GET", path, data=None, headers={"Accept": accept},
+                                        query=query, timeout=limits, fenced=False)  # fmt: skip
+            async with response:
+                if response.status == 410:
+                    yield {"type": "ERROR", "object": {"code": 410, "message": "Gone"}}
+                    return
+                if not 200 <= response.status < 300:
+                    raise _status_error(response.status, await response.read(), "WATCH", path)
+                lines = Lines()
+                async for chunk in response.content.iter_any():
+                    for line in lines.feed(chunk):
+                        yield json.loads(line)
+        except (aiohttp.ClientError, OSError) as error:
+            raise TransientError(f"WATCH {path}: {_describe(error)}") from None
 
     async def create(
         self, collection: str, body: Mapping[str, Any], kind: str, *, fenced: bool = True
@@ -335,48 +337,20 @@ class Kube:
             log.warning("could not post event %s: %s", reason, error)
 
 
-class _Pump:
-    """Reads one WATCH response line by line in a thread of its own, at most WATCH_BUFFER lines
-    ahead of the loop that consumes `lines` (and releases a slot per line)."""
+class Lines:
+    """Splits a stream of chunks into its non-empty lines, a line cut across chunks joined."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, response: Any) -> None:
-        self.loop, self.response = loop, response
-        self.lines: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
-        self.slots = threading.Semaphore(WATCH_BUFFER)
-        self.done = threading.Event()
+    def __init__(self) -> None:
+        self._pending: list[bytes] = []  # the start of a line not yet ended
 
-    def _hand_over(self, item: bytes | BaseException | None) -> None:
-        # A loop that has closed raises RuntimeError: nobody is listening any more.
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self.lines.put_nowait, item)
-
-    def run(self) -> None:
-        buffer = b""
-        try:
-            for chunk in self.response.stream(65536, decode_content=True):
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    while not self.slots.acquire(timeout=1):
-                        if self.done.is_set():
-                            return
-                    self._hand_over(line)
-        except BaseException as error:
-            self._hand_over(error)
-        finally:
-            self._hand_over(None)
-
-    def close(self) -> None:
-        """Ends the thread: its blocked read (close() alone would wait for the lock that read
-        holds, until the next event arrives), or its wait for a slot."""
-        self.done.set()
-        with contextlib.suppress(Exception):
-            self.response.shutdown()
-        self.response.close()
-
-
-class _GoneError(Exception):
-    """A watch request answered 410 before streaming."""
+    def feed(self, chunk: bytes) -> list[bytes]:
+        *ended, rest = chunk.split(b"\n")
+        if ended and self._pending:
+            ended[0] = b"".join([*self._pending, ended[0]])
+            self._pending = []
+        if rest:
+            self._pending.append(rest)
+        return [line for line in ended if line.strip()]
 
 
 def _version() -> str:
@@ -386,6 +360,11 @@ def _version() -> str:
         return version("connector-operator")
     except PackageNotFoundError:
         return "dev"
+
+
+def _describe(error: BaseException) -> str:
+    """A transport failure in words (a timeout's own text is empty)."""
+    return str(error) or type(error).__name__
 
 
 class ApiError(Exception):

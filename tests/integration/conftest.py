@@ -11,7 +11,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -35,6 +34,7 @@ from tests.integration.gateway import (
     gateway_rbac,
     make_tenant,
 )
+from tests.operator_runtime import runtime_python
 from tests.support import eventually
 
 OPERATOR_NAMESPACE = "connector-operator-system"
@@ -124,7 +124,7 @@ class Operator:
         }
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "connector_operator"],
+                [runtime_python(), "-m", "connector_operator"],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

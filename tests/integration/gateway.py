@@ -9,7 +9,6 @@ import json
 import os
 import queue
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 from kubernetes import client
 
 from tests.conftest import ROOT, Cluster
+from tests.operator_runtime import runtime_python
 from tests.support import eventually
 
 GATEWAY_NAMESPACE = "connector-operator-system"
@@ -59,7 +59,7 @@ class Gateway:
         }
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "connector_operator", "gateway"],
+                [runtime_python(), "-m", "connector_operator", "gateway"],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -17,6 +17,7 @@ from typing import Any
 
 from kubernetes import client, config
 
+from tests.operator_runtime import runtime_python
 from tests.scale.measure import AuditLog, Usage, usage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +91,7 @@ class Harness:
         }
         log = (self.work / "operator.log").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "connector_operator"], env=env, stdout=log,
+            [runtime_python(), "-m", "connector_operator"], env=env, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + 60

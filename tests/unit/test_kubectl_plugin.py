@@ -111,3 +111,17 @@ def test_a_usage_error_exits_1_not_2() -> None:
     with pytest.raises(SystemExit) as exited:
         parser().parse_args(["stop"])
     assert exited.value.code == Exit.ERROR
+
+
+def test_without_its_client_the_plugin_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys  # noqa: PLC0415 -- only this test hides a module
+
+    from connector_operator.kubectl_plugin.cli import main  # noqa: PLC0415
+
+    # As the operator's image installs the package: without the `kubectl` extra.
+    monkeypatch.setitem(sys.modules, "kubernetes", None)
+    monkeypatch.delitem(sys.modules, "connector_operator.kubectl_plugin.client", raising=False)
+    assert main(["status"]) == Exit.ERROR
+    assert "pip install 'connector-operator[kubectl]'" in capsys.readouterr().err

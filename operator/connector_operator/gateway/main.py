@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
 import os
 import socket
@@ -18,7 +16,8 @@ from connector_operator.gateway.app import make_app
 from connector_operator.gateway.routes import Routes
 from connector_operator.gateway.settings import GatewaySettings, GatewaySettingsError, from_env
 from connector_operator.gateway.watchcache import ConnectorView
-from connector_operator.kube import Kube, load_api_client
+from connector_operator.kube import Kube
+from connector_operator.kubeconfig import KubeconfigError, load
 
 log = logging.getLogger("connector_operator.gateway")
 
@@ -34,20 +33,16 @@ class WithoutRequestText(logging.Filter):
 
 
 def build(settings: GatewaySettings) -> web.Application:
-    kube = Kube(load_api_client(), f"gateway-{socket.gethostname()}-{os.getpid()}")
+    kube = Kube(load(), f"gateway-{socket.gethostname()}-{os.getpid()}")
     view = ConnectorView(kube, settings.namespaces, with_bpn=settings.edc_profile)
     access = Access(kube, settings.tenancy, settings.audiences)
     app = make_app(Routes(settings, access, view, kube))
 
     async def watching(_: web.Application) -> AsyncIterator[None]:
-        # Each call makes two reviews, each a blocking client call in a thread: enough threads
-        # that concurrent callers do not queue behind each other.
-        asyncio.get_running_loop().set_default_executor(
-            concurrent.futures.ThreadPoolExecutor(max_workers=32)
-        )
         view.start()
         yield
         await view.stop()
+        await kube.close()
 
     app.cleanup_ctx.append(watching)
     return app
@@ -62,16 +57,18 @@ def main() -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # The client library logs request bodies at DEBUG, and a TokenReview's body is a token.
-    logging.getLogger("kubernetes").setLevel(logging.WARNING)
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.server").addFilter(WithoutRequestText())
+    try:
+        app = build(settings)
+    except (KubeconfigError, OSError) as error:  # OSError: a certificate that cannot be read
+        print(f"connector-operator gateway: {error}", file=sys.stderr)
+        sys.exit(2)
     context = None
     if settings.tls_cert_file and settings.tls_key_file:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
     web.run_app(
-        build(settings),
+        app,
         host=settings.host,
         port=settings.port,
         ssl_context=context,

@@ -7,12 +7,14 @@ import datetime
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from connector_operator.kubectl_plugin import view
-from connector_operator.kubectl_plugin.client import ClientError, Cluster
 from connector_operator.kubectl_plugin.outcome import TARGET, Exit, judge, where
 from connector_operator.models import Action
+
+if TYPE_CHECKING:
+    from connector_operator.kubectl_plugin.client import Cluster
 
 EPILOG = """exit codes of start, stop and fail with --wait:
   0  the Connector reached the phase (Running, Stopped, Failed)
@@ -83,6 +85,13 @@ def _seconds(text: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    try:
+        # Imported here: without the kubectl extra, the client library is not installed.
+        from connector_operator.kubectl_plugin.client import ClientError, Cluster  # noqa: PLC0415
+    except ImportError:  # the operator's own install leaves the plugin's client out
+        print("error: the kubectl plugin needs its client: pip install "
+              "'connector-operator[kubectl]'", file=sys.stderr)  # fmt: skip
+        return Exit.ERROR
     try:
         cluster = Cluster(args.kubeconfig, args.context)
         namespace = args.namespace or cluster.default_namespace

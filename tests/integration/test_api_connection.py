@@ -1,0 +1,113 @@
+"""The operator reaches the real API server however its kubeconfig says who it is: a token
+file, an exec credential plugin, a client certificate in files; and says clearly when it
+cannot."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import ROOT
+from tests.integration.conftest import Connectors, Operator, connector
+from tests.operator_runtime import runtime_python
+
+API = "client.authentication.k8s.io/v1"
+
+
+def _parts(operator_kubeconfig: Path) -> tuple[dict[str, Any], str]:
+    """The operator's cluster entry and its ServiceAccount token."""
+    config = json.loads(operator_kubeconfig.read_text())
+    return config["clusters"][0], config["users"][0]["user"]["token"]
+
+
+def _write(folder: Path, cluster: dict[str, Any], user: dict[str, Any]) -> Path:
+    """A kubeconfig in `folder` whose user is `user` (its paths relative to `folder`)."""
+    path = folder / "config"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "clusters": [cluster],
+        "users": [{"name": "me", "user": user}],
+        "contexts": [{"name": "here", "context": {"cluster": cluster["name"], "user": "me"}}],
+        "current-context": "here",
+    }))  # fmt: skip
+    return path
+
+
+def _runs_a_connector(
+    start_operator: Callable[..., Operator], connectors: Connectors, kubeconfig: Path
+) -> None:
+    start_operator(kubeconfig=kubeconfig)
+    connectors.apply(connector("reach"))
+    connectors.wait_phase("reach", "Running")
+
+
+def test_a_token_file_relative_to_the_kubeconfig(
+    start_operator: Callable[..., Operator], connectors: Connectors, operator_kubeconfig: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    cluster, token = _parts(operator_kubeconfig)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "token").write_text(token + "\n")
+    kubeconfig = _write(tmp_path, cluster, {"tokenFile": "secrets/token"})
+    _runs_a_connector(start_operator, connectors, kubeconfig)
+
+
+def test_an_exec_credential_plugin(
+    start_operator: Callable[..., Operator], connectors: Connectors, operator_kubeconfig: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    cluster, token = _parts(operator_kubeconfig)
+    plugin = tmp_path / "bin" / "token-plugin"
+    plugin.parent.mkdir()
+    status = {"token": token, "expirationTimestamp": "2099-01-01T00:00:00Z"}
+    credential = {"apiVersion": API, "kind": "ExecCredential", "status": status}
+    plugin.write_text(
+        f"#!{sys.executable}\nimport os\n"
+        f"open({str(tmp_path / 'runs')!r}, 'a').write(os.environ['PLUGIN_MODE'] + '\\n')\n"
+        f"print({json.dumps(credential)!r})\n"
+    )
+    plugin.chmod(plugin.stat().st_mode | stat.S_IXUSR)
+    exec_ = {"apiVersion": API, "command": "./bin/token-plugin", "interactiveMode": "Never",
+             "env": [{"name": "PLUGIN_MODE", "value": "operator"}]}  # fmt: skip
+    kubeconfig = _write(tmp_path, cluster, {"exec": exec_})
+    _runs_a_connector(start_operator, connectors, kubeconfig)
+    # Its token is valid until 2099: asked once, whatever the requests made since.
+    assert (tmp_path / "runs").read_text().splitlines() == ["operator"]
+
+
+def test_a_client_certificate_in_files(
+    start_operator: Callable[..., Operator], connectors: Connectors, tmp_path: Path
+) -> None:
+    admin = yaml.safe_load(connectors.cluster.kubeconfig.read_text())
+    user = admin["users"][0]["user"]
+    for field, name in (("client-certificate-data", "me.crt"), ("client-key-data", "me.key")):
+        (tmp_path / name).write_bytes(base64.b64decode(user[field]))
+    kubeconfig = _write(
+        tmp_path, admin["clusters"][0], {"client-certificate": "me.crt", "client-key": "me.key"}
+    )
+    _runs_a_connector(start_operator, connectors, kubeconfig)
+
+
+def test_an_unusable_kubeconfig_stops_the_operator_with_its_reason(tmp_path: Path) -> None:
+    kubeconfig = _write(
+        tmp_path, {"name": "c", "cluster": {"server": "https://127.0.0.1:1"}},
+        {"auth-provider": {"name": "oidc"}},
+    )  # fmt: skip
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONPATH": str(ROOT / "operator"),
+           "CONNECTOR_OPERATOR_PROFILE": "generic", "CONNECTOR_OPERATOR_METRICS_PORT": "0",
+           "CONNECTOR_OPERATOR_HEALTH_PORT": "0"}  # fmt: skip
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    done = subprocess.run(
+        [runtime_python(), "-m", "connector_operator"], env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "user 'me': auth-provider is not supported" in done.stderr
