@@ -212,7 +212,11 @@ class Cache:
 
     def _on_labelled(self, old: Object | None, new: Object | None) -> None:
         """A ReplicaSet or pod: the label names the Connector to look at; whether the object
-        counts is decided by ownership when the Connector is reconciled."""
+        counts is decided by ownership when the Connector is reconciled. An update that leaves
+        what is kept of it as it was (a pod's conditions, a ReplicaSet's status: most of their
+        updates) asks for nothing."""
+        if old is not None and new is not None and same_but_version(old, new):
+            return
         obj = new or old or {}
         instance = (obj.get("metadata", {}).get("labels") or {}).get(resources.INSTANCE_LABEL)
         key = (key_of(obj)[0], instance or "")
@@ -306,6 +310,18 @@ def _error(path: str, selector: str) -> None:
 
 def _phase(connector: Mapping[str, Any]) -> str:
     return str((connector.get("status") or {}).get("phase") or "Unknown")
+
+
+def same_but_version(old: Object, new: Object) -> bool:
+    """Whether two versions of an object differ in their resourceVersion alone."""
+    if old.keys() != new.keys():
+        return False
+    before, after = old.get("metadata") or {}, new.get("metadata") or {}
+    if before.keys() != after.keys():
+        return False
+    return all(old[k] == new[k] for k in old if k != "metadata") and all(
+        before[k] == after[k] for k in before if k != "resourceVersion"
+    )
 
 
 def users_change(old: Object | None, new: Object) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -77,11 +78,35 @@ def is_newer(candidate: Mapping[str, Any], current: Mapping[str, Any] | None) ->
 
 
 def without_managed_fields(obj: Object) -> Object:
-    """The default transform: managedFields are large and never read by the operator."""
+    """The default transform: managedFields are large and never read by the operator; what is
+    left is `compact`ed."""
     meta = obj.get("metadata")
     if isinstance(meta, dict) and "managedFields" in meta:
         obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
-    return obj
+    shared: Object = compact(obj)
+    return shared
+
+
+SHARED_LENGTH = 64  # strings up to this long are shared between the objects held
+
+
+def compact(value: Any) -> Any:
+    """`value` with its keys and short strings shared (interned) with every other object held.
+
+    Each object parsed from a watch event has its own copy of every key ("metadata", "name",
+    ...) and of the values that all objects of its kind repeat ("IfNotPresent", "True", ...):
+    shared, a Deployment held costs about half. Interned strings are freed as usual once no
+    object holds them. Idempotent."""
+    if isinstance(value, dict):
+        return {_intern(k): compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    if isinstance(value, str) and len(value) <= SHARED_LENGTH:
+        return _intern(value)
+    return value
+
+
+_intern = sys.intern
 
 
 def _typed(item: Object, page: Mapping[str, Any]) -> Object:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector_operator.cache import ownership_only, slim_pod
+from connector_operator.cache import ownership_only, same_but_version, slim_pod
 
 META = {
     "name": "connector-orders-5d9f", "namespace": "team-a", "uid": "u-rs",
@@ -35,3 +35,15 @@ def test_a_pod_keeps_its_phase_besides() -> None:
     assert kept["status"] == {"phase": "Running"}
     assert kept["metadata"]["ownerReferences"] == META["ownerReferences"]
     assert slim_pod(kept) == kept
+
+
+def test_only_the_resource_version_changed_is_same_but_version() -> None:
+    meta = {"name": "p", "namespace": "ns", "uid": "u", "resourceVersion": "1"}
+    pod = slim_pod({"metadata": meta, "status": {"phase": "Pending"}})
+    conditions_changed = {**pod, "metadata": {**pod["metadata"], "resourceVersion": "2"}}
+    assert same_but_version(pod, conditions_changed)
+    running = {**conditions_changed, "status": {"phase": "Running"}}
+    assert not same_but_version(pod, running)
+    relabelled = {**pod, "metadata": {**pod["metadata"], "labels": {"a": "b"}}}
+    assert not same_but_version(pod, relabelled)
+    assert not same_but_version(pod, {"metadata": pod["metadata"]})

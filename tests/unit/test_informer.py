@@ -79,7 +79,24 @@ class TestStore:
         held = store.get(("ns", "a"))
         assert held is not None and "managedFields" not in held["metadata"]
         assert "managedFields" in body["metadata"], "the caller's object is not mutated"
-        assert without_managed_fields(held) is held
+        assert without_managed_fields(held) == held  # idempotent
+
+    def test_objects_held_share_their_keys_and_short_values(self) -> None:
+        import json  # noqa: PLC0415 -- objects as a watch parses them: each its own strings
+
+        store = Store()
+        long_value = "x" * 65
+        for name in ("a", "b"):
+            body = obj(name, 1)
+            body["spec"] = {"imagePullPolicy": "IfNotPresent", "note": long_value}
+            store.upsert(json.loads(json.dumps(body)))
+        a, b = store.get(("ns", "a")), store.get(("ns", "b"))
+        assert a is not None and b is not None
+        (key_a,), (key_b,) = [[k for k in o if k == "spec"] for o in (a, b)]
+        assert key_a is key_b
+        assert a["spec"]["imagePullPolicy"] is b["spec"]["imagePullPolicy"]
+        assert a["spec"]["note"] == b["spec"]["note"]
+        assert a["spec"]["note"] is not b["spec"]["note"]  # a long value stays its own
 
     def test_controller_uid(self) -> None:
         assert controller_uid(obj("a", 1, owner="u")) == "u"
