@@ -120,6 +120,10 @@ def markdown(r: Mapping[str, Any]) -> str:
          f"({loaded['flips_counted']} flips)", _spread(loaded["acknowledged"])),
         ("annotation to phase reached, while N more are created",
          _spread(loaded["phase_reached"])),
+        ("for scale, the annotate call itself (one write's round trip to the API server), "
+         "quiet / while N more are created",
+         " / ".join(_spread(m["annotate_round_trip"]) if "annotate_round_trip" in m else "?"
+                    for m in (quiet, loaded))),
         (f"restart (SIGKILL) over {restart['connectors']} converged: metrics served as leader; "
          "every one confirmed; writes",
          f"{restart.get('seconds_to_serve_metrics', '?')} s; "

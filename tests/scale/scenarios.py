@@ -280,6 +280,9 @@ def toggle(
     watcher.wait(lambda: in_flight() == 0, 300, "the last flips done")
     acks: list[float] = []
     dones: list[float] = []
+    # For scale: the annotate call's own round trip, one write to the same API server under
+    # the same load (an acknowledgement is at least a watch event, a write and a watch event).
+    writes = [f.returned - f.sent for f in flips if f.counted]
     with watcher.changed:
         for f in flips:
             ack = watcher.first_after(f.name, f.sent, lambda s, a=f.action: s.endswith(f"/{a}"))  # type: ignore[misc]
@@ -290,6 +293,7 @@ def toggle(
     return {
         "flips": len(flips), "flips_counted": len(acks), "rate_per_s": rate, "pool": len(pool),
         "acknowledged": spread(acks), "phase_reached": spread(dones),
+        "annotate_round_trip": spread(writes),
     }  # fmt: skip
 
 

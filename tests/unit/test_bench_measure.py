@@ -125,9 +125,10 @@ def result(**overrides: Any) -> dict[str, Any]:
             "idle": {"seconds": 120, "cpu_seconds": 0.12, "cpu_percent": 0.1,
                      "api_requests": 0, "by_verb_and_resource": {}},
             "latency_quiet": {"flips_counted": 100, "acknowledged": spread,
-                              "phase_reached": spread},
+                              "phase_reached": spread, "annotate_round_trip": spread},
             "latency_under_load": {"flips_counted": 120, "acknowledged": spread,
-                                   "phase_reached": spread},
+                                   "phase_reached": spread,
+                                   "annotate_round_trip": {**spread, "p99_s": 0.4}},
             "restart": {"connectors": 2000, "seconds_to_serve_metrics": 1.2,
                         "seconds_to_confirm_all": 3.0, "writes": 0, "writes_by": {}},
         },
@@ -176,6 +177,7 @@ def test_the_report_names_every_measure_and_the_settings() -> None:
     assert "- control plane: controller_manager_qps 400.0" in text
     assert "- operator: generic" in text
     assert "22 writes and no read" in text  # the lifecycle's minimum, stated
+    assert "p50 0.05 s, p99 0.2 s / p50 0.05 s, p99 0.4 s |" in text  # the annotate calls
     assert "Only" not in text  # enough flips under load
 
 
