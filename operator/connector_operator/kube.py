@@ -14,7 +14,7 @@ import aiohttp
 
 from connector_operator import metrics
 from connector_operator.credentials import Authorizer, tls_context
-from connector_operator.kubeconfig import Endpoint
+from connector_operator.kubeconfig import Endpoint, KubeconfigError
 from connector_operator.models import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,8 @@ class Kube:
                                         timeout=limits, fenced=fenced)  # fmt: skip
             async with response:
                 raw = await response.read()
-        except (aiohttp.ClientError, OSError) as error:  # OSError: timeouts included
+        # OSError: timeouts included; KubeconfigError: a token file or plugin failing for now.
+        except (aiohttp.ClientError, OSError, KubeconfigError) as error:
             raise TransientError(f"{method} {path}: {_describe(error)}") from None
         if not 200 <= response.status < 300:
             raise _status_error(response.status, raw, method, path)
@@ -217,7 +218,7 @@ class Kube:
                 async for chunk in response.content.iter_any():
                     for line in lines.feed(chunk):
                         yield json.loads(line)
-        except (aiohttp.ClientError, OSError) as error:
+        except (aiohttp.ClientError, OSError, KubeconfigError) as error:
             raise TransientError(f"WATCH {path}: {_describe(error)}") from None
 
     async def create(
