@@ -10,6 +10,7 @@ import sys
 
 import kopf
 import prometheus_client
+import uvloop
 
 from connector_operator import handlers
 from connector_operator.config import ConfigError, OperatorConfig, from_env
@@ -86,7 +87,7 @@ def main() -> None:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if cfg.metrics_port:
         prometheus_client.start_http_server(cfg.metrics_port)
-    asyncio.run(run(cfg))
+    uvloop.run(run(cfg))
 
 
 if __name__ == "__main__":

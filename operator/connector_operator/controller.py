@@ -8,7 +8,7 @@ import contextlib
 import logging
 import random
 
-from connector_operator import metrics
+from connector_operator import memory, metrics
 from connector_operator.cache import Cache
 from connector_operator.config import OperatorConfig
 from connector_operator.informer import Key
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 # A leader whose caches cannot be filled (a LIST that is refused, a missing CRD) exits after
 # this long, so that it neither holds the Lease for nothing nor looks healthy.
 PRIME_TIMEOUT = 120.0
+RELEASE_PERIOD = 10.0  # seconds between looks at whether the queue has drained
 
 
 class Controller:
@@ -56,6 +57,7 @@ class Controller:
         )
         self.running = False
         self._resync: asyncio.Task[None] | None = None
+        self._release: asyncio.Task[None] | None = None
         metrics.count_phases_with(self.cache.phases)
 
     async def _reconcile(self, key: Key) -> None:
@@ -81,6 +83,7 @@ class Controller:
             ) from None
         self.queue.start()
         self._resync = asyncio.create_task(self._resync_forever(), name="resync")
+        self._release = asyncio.create_task(self._release_memory(), name="release memory")
         if self.folders is not None:
             await self._sweep_vault(self.folders)
         self.running = True
@@ -88,10 +91,11 @@ class Controller:
 
     async def stop(self) -> None:
         self.running = False
-        if self._resync is not None:
-            self._resync.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._resync
+        for task in (self._resync, self._release):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.queue.stop()
         if self.storage is not None:
             await self.storage.stop()
@@ -121,6 +125,17 @@ class Controller:
             log.debug("resync of %d Connectors", len(keys))
             for key in keys:
                 self.queue.add(key)
+
+    async def _release_memory(self) -> None:
+        """Once the queue has drained after a busy spell, the memory freed meanwhile goes back
+        to the system: a burst parses thousands of watch events, whose pages the allocator
+        would otherwise keep for the rest of the process's life."""
+        released_at = 0
+        while True:
+            await asyncio.sleep(RELEASE_PERIOD)
+            if self.queue.idle() and self.queue.passes != released_at:
+                released_at = self.queue.passes
+                memory.release()
 
     async def check(self, grace: float) -> dict[str, int]:
         """The liveness check of a leader: workers alive, and the watch not behind the server

@@ -57,6 +57,7 @@ class WorkQueue(Generic[K]):
     _failures: dict[K, int] = field(default_factory=dict)
     _timers: dict[K, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    passes: int = 0  # reconcile passes ended, of any outcome
 
     def start(self) -> None:
         self._tasks = [
@@ -161,6 +162,7 @@ class WorkQueue(Generic[K]):
             try:
                 await self._run(key)
             finally:
+                self.passes += 1
                 self._active.discard(key)
                 if key in self._dirty:
                     self._dirty.discard(key)

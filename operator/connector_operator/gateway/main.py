@@ -9,6 +9,7 @@ import ssl
 import sys
 from collections.abc import AsyncIterator
 
+import uvloop
 from aiohttp import web
 
 from connector_operator.gateway.access import Access
@@ -69,6 +70,7 @@ def main() -> None:
         context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
     web.run_app(
         app,
+        loop=uvloop.new_event_loop(),
         host=settings.host,
         port=settings.port,
         ssl_context=context,
