@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from connector_operator import failpoints, metrics, resources
+from connector_operator import failpoints, metrics, resources, states
 from connector_operator.informer import (
     Informer,
     Key,
@@ -203,7 +203,16 @@ class Cache:
         (self._expedite if users_change(old, new) else self._enqueue)(key)
 
     def _on_child(self, old: Object | None, new: Object | None) -> None:
-        """A Deployment, Service or Secret: its controller, if a known Connector, reconciles."""
+        """A Deployment, Service or Secret: its controller, if a known Connector, reconciles.
+        Not for a Deployment's status update that leaves what the reconcile reads of it as it
+        was (its conditions' times, the counts on the way to a rollout): most of them."""
+        if (
+            old is not None
+            and new is not None
+            and same_but_status(old, new)
+            and states.summarize_deployment(old) == states.summarize_deployment(new)
+        ):
+            return
         for obj in (old, new):
             owner = self._uids.get(controller_uid(obj) or "") if obj is not None else None
             if owner is not None:
@@ -314,12 +323,21 @@ def _phase(connector: Mapping[str, Any]) -> str:
 
 def same_but_version(old: Object, new: Object) -> bool:
     """Whether two versions of an object differ in their resourceVersion alone."""
+    return _same_except(old, new, "metadata")
+
+
+def same_but_status(old: Object, new: Object) -> bool:
+    """Whether two versions of an object differ in their status and resourceVersion alone."""
+    return _same_except(old, new, "metadata", "status")
+
+
+def _same_except(old: Object, new: Object, *skipped: str) -> bool:
     if old.keys() != new.keys():
         return False
     before, after = old.get("metadata") or {}, new.get("metadata") or {}
     if before.keys() != after.keys():
         return False
-    return all(old[k] == new[k] for k in old if k != "metadata") and all(
+    return all(old[k] == new[k] for k in old if k not in skipped) and all(
         before[k] == after[k] for k in before if k != "resourceVersion"
     )
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector_operator.cache import ownership_only, same_but_version, slim_pod
+from connector_operator import states
+from connector_operator.cache import ownership_only, same_but_status, same_but_version, slim_pod
 
 META = {
     "name": "connector-orders-5d9f", "namespace": "team-a", "uid": "u-rs",
@@ -47,3 +48,24 @@ def test_only_the_resource_version_changed_is_same_but_version() -> None:
     relabelled = {**pod, "metadata": {**pod["metadata"], "labels": {"a": "b"}}}
     assert not same_but_version(pod, relabelled)
     assert not same_but_version(pod, {"metadata": pod["metadata"]})
+
+
+def deployment(rv: str, available: int, progressing_time: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "d", "namespace": "ns", "resourceVersion": rv, "generation": 1},
+        "spec": {"replicas": 1},
+        "status": {"observedGeneration": 1, "replicas": 1, "availableReplicas": available,
+                   "conditions": [{"type": "Progressing", "status": "True",
+                                   "lastUpdateTime": progressing_time}]},
+    }  # fmt: skip
+
+
+def test_a_deployments_status_update_counts_only_if_the_reconcile_reads_it() -> None:
+    first = deployment("1", 0, "12:00:00")
+    touched = deployment("2", 0, "12:00:05")  # a condition's time: nothing read changed
+    assert same_but_status(first, touched)
+    assert states.summarize_deployment(first) == states.summarize_deployment(touched)
+    available = deployment("3", 1, "12:00:05")
+    assert states.summarize_deployment(first) != states.summarize_deployment(available)
+    scaled = {**first, "spec": {"replicas": 0}}
+    assert not same_but_status(first, scaled)  # a spec change: drift, or a scale
