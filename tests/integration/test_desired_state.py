@@ -131,14 +131,17 @@ def test_deleted_children_are_recreated(operator: Operator, connectors: Connecto
 def test_a_deletion_while_the_watch_was_down_is_noticed(
     operator: Operator, connectors: Connectors, cluster: Cluster
 ) -> None:
-    """The operator is paused, its Deployment deleted, and the API server restarted, so the
-    watch cannot resume where it was (410 Gone): the fresh LIST must reveal the deletion."""
+    """The operator is paused, its Deployment deleted, etcd's history compacted and the API
+    server restarted, so the watch cannot resume where it was (410 Gone): the fresh LIST must
+    reveal the deletion. (Without the compaction, a watch resumed while the restarted API
+    server still fills its cache is served from etcd's history, deletion included.)"""
     connectors.apply(connector("gap"))
     connectors.wait_phase("gap", "Running")
     assert operator.process is not None and cluster.plane is not None
     os.kill(operator.process.pid, signal.SIGSTOP)
     try:
         connectors.kubectl("delete", "deployment", "connector-gap", "--wait=true")
+        cluster.plane.compact_etcd()
         cluster.plane.restart_apiserver()
     finally:
         os.kill(operator.process.pid, signal.SIGCONT)
