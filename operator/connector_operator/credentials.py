@@ -135,12 +135,16 @@ async def _run_plugin(plugin: ExecPlugin) -> tuple[str, datetime.datetime | None
             command, *plugin.args, env=env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
-        out, _ = await asyncio.wait_for(process.communicate(), EXEC_SECONDS)
     except OSError as error:
         raise KubeconfigError(f"{what}: cannot run: {error.strerror}") from None
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), EXEC_SECONDS)
     except TimeoutError:
-        process.kill()
         raise KubeconfigError(f"{what}: no answer in {EXEC_SECONDS:g} s") from None
+    finally:  # timed out or cancelled: the plugin does not outlive its request
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
     if process.returncode != 0:
         raise KubeconfigError(f"{what}: exited with {process.returncode}")
     try:
@@ -154,6 +158,8 @@ async def _run_plugin(plugin: ExecPlugin) -> tuple[str, datetime.datetime | None
     expiry = status.get("expirationTimestamp")
     try:
         until = datetime.datetime.fromisoformat(expiry.replace("Z", "+00:00")) if expiry else None
+        if until is not None and until.tzinfo is None:
+            until = until.replace(tzinfo=datetime.UTC)  # a time without a zone is UTC
     except (AttributeError, ValueError):
         raise KubeconfigError(f"{what}: status.expirationTimestamp {expiry!r} is no time") from None
     return str(token), until

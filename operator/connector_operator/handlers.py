@@ -57,13 +57,14 @@ def register(
 
     @kopf.on.login(registry=registry)
     async def login(**_: Any) -> kopf.ConnectionInfo:
-        # Kopf wants credentials of its own (with no resource handlers it makes no request with
-        # them): the operator's, from its kubeconfig or ServiceAccount.
+        # Kopf's own client (its discovery at start) uses the operator's credentials, from its
+        # kubeconfig or ServiceAccount. (Kopf has no tls-server-name: a kubeconfig that needs
+        # one works for the operator's requests, not for Kopf's discovery.)
         e = kube.endpoint
         return kopf.ConnectionInfo(
             server=e.server, ca_path=e.ca_file, ca_data=e.ca_data, insecure=e.insecure,
             certificate_path=e.cert_file, certificate_data=e.cert_data,
-            private_key_path=e.key_file, private_key_data=e.key_data,
+            private_key_path=e.key_file, private_key_data=e.key_data, proxy_url=e.proxy_url,
             username=e.username, password=e.password, token=await kube.bearer_token(),
         )  # fmt: skip
 

@@ -11,10 +11,11 @@ This is what Kopf's watch stream does not report, and why the operator keeps its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -44,7 +45,7 @@ class WatchClient(Protocol):
 
     def watch(
         self, path: str, query: list[tuple[str, str]], accept: str
-    ) -> AsyncIterator[dict[str, Any]]: ...
+    ) -> AsyncGenerator[dict[str, Any], None]: ...
 
 
 def key_of(obj: Mapping[str, Any]) -> Key:
@@ -88,6 +89,10 @@ def without_managed_fields(obj: Object) -> Object:
 
 
 SHARED_LENGTH = 64  # strings up to this long are shared between the objects held
+# A Secret's values are never interned: they stay the Secret's own, freed with it. (Interned
+# strings are freed once unused on the CPython 3.11 the image runs; some 3.12 releases made
+# them immortal.)
+UNSHARED = frozenset({"data", "stringData"})
 
 
 def compact(value: Any) -> Any:
@@ -98,7 +103,7 @@ def compact(value: Any) -> Any:
     shared, a Deployment held costs about half. Interned strings are freed as usual once no
     object holds them. Idempotent."""
     if isinstance(value, dict):
-        return {_intern(k): compact(v) for k, v in value.items()}
+        return {_intern(k): v if k in UNSHARED else compact(v) for k, v in value.items()}
     if isinstance(value, list):
         return [compact(v) for v in value]
     if isinstance(value, str) and len(value) <= SHARED_LENGTH:
@@ -274,26 +279,32 @@ class Informer:
         if self._version:
             query.append(("resourceVersion", self._version))
         accept = METADATA_ONLY_WATCH if self.metadata_only else "application/json"
-        async for event in self.client.watch(self.path, query, accept):
-            kind, obj = event.get("type"), event.get("object") or {}
-            if kind == "ERROR":
-                if obj.get("code") == 410:
-                    raise GoneError(str(obj.get("message", "")))
-                raise RuntimeError(f"watch of {self.path} failed: {obj.get('message', obj)}")
-            version = (obj.get("metadata") or {}).get("resourceVersion")
-            if version:
-                self._version = version
-            if self.paused():
-                continue
-            self.on_contact(self.path, self.label_selector or "")
-            if kind == "BOOKMARK":
-                continue
-            if kind == "DELETED":
-                change = self.store.remove(key_of(obj), resource_version(obj))
-            else:
-                change = self.store.upsert(obj)
-            if change is not None:
-                self.on_change(*change)
+        # Closed when left by a raise too: its response (and connection) is released at once.
+        async with contextlib.aclosing(self.client.watch(self.path, query, accept)) as events:
+            async for event in events:
+                self._take(event)
+
+    def _take(self, event: Mapping[str, Any]) -> None:
+        """One watch event into the store (a 410 raises GoneError)."""
+        kind, obj = event.get("type"), event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise GoneError(str(obj.get("message", "")))
+            raise RuntimeError(f"watch of {self.path} failed: {obj.get('message', obj)}")
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if version:
+            self._version = version
+        if self.paused():
+            return
+        self.on_contact(self.path, self.label_selector or "")
+        if kind == "BOOKMARK":
+            return
+        if kind == "DELETED":
+            change = self.store.remove(key_of(obj), resource_version(obj))
+        else:
+            change = self.store.upsert(obj)
+        if change is not None:
+            self.on_change(*change)
 
     async def run(self) -> None:
         """LIST, then WATCH for ever; a 410 lists again, other failures retry after a pause."""

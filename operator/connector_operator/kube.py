@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -157,7 +157,10 @@ class Kube:
             raise TransientError(f"{method} {path}: {_describe(error)}") from None
         if not 200 <= response.status < 300:
             raise _status_error(response.status, raw, method, path)
-        data_: dict[str, Any] = json.loads(raw or b"{}")
+        try:
+            data_: dict[str, Any] = json.loads(raw or b"{}")
+        except ValueError:  # a proxy's error page, a response cut short
+            raise TransientError(f"{method} {path}: {response.status} with no JSON") from None
         return data_
 
     async def _write(
@@ -196,7 +199,7 @@ class Kube:
 
     async def watch(
         self, path: str, query: list[tuple[str, str]], accept: str = "application/json"
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """The events of one WATCH request, until the server ends it.
 
         Lines are split here, not by the stream's readline, which refuses a line longer than

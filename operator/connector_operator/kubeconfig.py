@@ -116,17 +116,21 @@ def resolve(
             "from kubectl too); use an exec credential plugin"
         )
     of_cluster, of_user = f"cluster {cluster_name!r}", f"user {user_name!r}"
+    ca_data = _data(cluster, "certificate-authority-data", of_cluster)
+    cert_data = _data(user, "client-certificate-data", of_user)
+    key_data = _data(user, "client-key-data", of_user)
+    # Where a file and inline data are both given, the data wins, as in kubectl.
     return Endpoint(
         server=server.rstrip("/"),
-        ca_file=_file(cluster_file, cluster.get("certificate-authority")),
-        ca_data=_data(cluster, "certificate-authority-data", of_cluster),
+        ca_file=None if ca_data else _file(cluster_file, cluster.get("certificate-authority")),
+        ca_data=ca_data,
         insecure=bool(cluster.get("insecure-skip-tls-verify")),
         tls_server_name=cluster.get("tls-server-name") or None,
         proxy_url=cluster.get("proxy-url") or None,
-        cert_file=_file(user_file, user.get("client-certificate")),
-        cert_data=_data(user, "client-certificate-data", of_user),
-        key_file=_file(user_file, user.get("client-key")),
-        key_data=_data(user, "client-key-data", of_user),
+        cert_file=None if cert_data else _file(user_file, user.get("client-certificate")),
+        cert_data=cert_data,
+        key_file=None if key_data else _file(user_file, user.get("client-key")),
+        key_data=key_data,
         token=user.get("token") or None,
         token_file=_file(user_file, user.get("tokenFile")),
         username=user.get("username") or None,
@@ -173,7 +177,7 @@ def _data(section: Mapping[str, Any], field: str, where: str) -> bytes | None:
     if value in (None, ""):
         return None
     try:
-        return base64.b64decode(str(value), validate=True)
+        return base64.b64decode("".join(str(value).split()), validate=True)  # wrapped lines too
     except (binascii.Error, ValueError):
         raise KubeconfigError(f"kubeconfig: {where}: {field} is not base64") from None
 

@@ -122,6 +122,7 @@ class Operator:
             "CONNECTOR_OPERATOR_STORAGE_CHECK": "off",
             **self.env,
         }
+        env.pop("KUBERNETES_SERVICE_HOST", None)  # in a CI pod: the kubeconfig, not its own SA
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
                 [runtime_python(), "-m", "connector_operator"],

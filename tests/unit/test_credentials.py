@@ -201,3 +201,13 @@ def test_watch_lines_cut_across_chunks_are_joined() -> None:
     assert lines.feed(b'}\n{"b":2}\n\n{"c"') == [b'{"a":1}', b'{"b":2}']
     assert lines.feed(b":3}\n") == [b'{"c":3}']
     assert lines.feed(b"") == []
+
+
+def test_an_expiry_without_a_zone_is_utc(tmp_path: Path) -> None:
+    clock = Clock()
+    exec_plugin = plugin(tmp_path, credential("p", "2026-12-04T12:05:00"))
+    auth = Authorizer(Endpoint("https://x", exec_plugin=exec_plugin), clock=clock,
+                      now=lambda: clock.utc)  # fmt: skip
+    header(auth)
+    header(auth)
+    assert len(runs(tmp_path)) == 1

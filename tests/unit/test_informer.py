@@ -4,7 +4,7 @@ informer's paginated LIST, WATCH and 410 relist against a fake API client."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +98,19 @@ class TestStore:
         assert a["spec"]["note"] == b["spec"]["note"]
         assert a["spec"]["note"] is not b["spec"]["note"]  # a long value stays its own
 
+    def test_a_secrets_values_are_never_shared(self) -> None:
+        import json  # noqa: PLC0415 -- objects as a watch parses them: each its own strings
+
+        store = Store()
+        for name in ("a", "b"):
+            body = obj(name, 1)
+            body["data"] = {"password": "c2VjcmV0"}
+            store.upsert(json.loads(json.dumps(body)))
+        a, b = store.get(("ns", "a")), store.get(("ns", "b"))
+        assert a is not None and b is not None
+        assert a["data"]["password"] == b["data"]["password"]
+        assert a["data"]["password"] is not b["data"]["password"]
+
     def test_controller_uid(self) -> None:
         assert controller_uid(obj("a", 1, owner="u")) == "u"
         assert controller_uid(obj("a", 1)) is None
@@ -126,7 +139,7 @@ class FakeApi:
 
     async def watch(
         self, path: str, query: list[tuple[str, str]], accept: str
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         self.requests.append(("WATCH", dict(query), accept))
         if not self.streams:
             await asyncio.Event().wait()  # a quiet watch

@@ -4,6 +4,7 @@ pod's ServiceAccount."""
 from __future__ import annotations
 
 import base64
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,18 @@ def test_load_reads_the_kubeconfig_list_and_skips_missing_files(tmp_path: Path) 
 def test_an_endpoints_repr_shows_no_credential() -> None:
     found = resolve([(HOME, config(users={"u": {"token": "s3cret", "password": "pw"}}))])
     assert "s3cret" not in repr(found) and "pw" not in repr(found)
+
+
+def test_wrapped_base64_is_read_and_inline_data_wins_over_a_file() -> None:
+    wrapped = "\n".join(textwrap.wrap(base64.b64encode(PEM).decode(), 16))
+    cluster = {"server": "https://x", "certificate-authority": "ca.crt",
+               "certificate-authority-data": wrapped}  # fmt: skip
+    found = resolve([(HOME, config(clusters={"c": cluster}))])
+    assert (found.ca_data, found.ca_file) == (PEM, None)
+
+
+def test_the_first_file_to_name_a_user_wins() -> None:
+    first = config(current=None, clusters={}, contexts={}, users={"u": {"token": "first"}})
+    second = config(users={"u": {"token": "second"}})
+    found = resolve([(Path("/a"), first), (Path("/b"), second)])
+    assert found.token == "first"  # noqa: S105 -- a test value
