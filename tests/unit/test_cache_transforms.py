@@ -69,3 +69,43 @@ def test_a_deployments_status_update_counts_only_if_the_reconcile_reads_it() -> 
     assert states.summarize_deployment(first) != states.summarize_deployment(available)
     scaled = {**first, "spec": {"replicas": 0}}
     assert not same_but_status(first, scaled)  # a spec change: drift, or a scale
+
+
+class NoApi:
+    """The cache's client, never called here: the stores are filled by hand."""
+
+    async def list_page(self, *_: Any) -> dict[str, Any]:
+        raise AssertionError("not listed in this test")
+
+    def watch(self, *_: Any) -> Any:
+        raise AssertionError("not watched in this test")
+
+
+def test_the_cache_wakes_a_connector_only_for_changes_its_reconcile_reads() -> None:
+    from connector_operator.cache import Cache  # noqa: PLC0415 -- beside its transforms' tests
+
+    woken: list[tuple[str, str]] = []
+    cache = Cache(NoApi(), ("team-a",), woken.append, lambda _: None)
+    connector = {"apiVersion": "dataspace.dev/v1alpha1", "kind": "Connector",
+                 "metadata": {"name": "orders", "namespace": "team-a", "uid": "u-conn",
+                              "resourceVersion": "1", "generation": 1}}  # fmt: skip
+    cache.connectors.upsert(connector)
+    cache._on_connector(None, cache.connectors.get(("team-a", "orders")))
+    woken.clear()
+    owned = {"ownerReferences": [{"uid": "u-conn", "controller": True}]}
+    first = deployment("1", 0, "12:00:00")
+    first["metadata"].update(owned)
+    touched, available = deployment("2", 0, "12:00:05"), deployment("3", 1, "12:00:05")
+    for d in (touched, available):
+        d["metadata"].update(owned)
+    cache._on_child(first, touched)  # a condition's time
+    assert woken == []
+    cache._on_child(touched, available)  # now available: Running is near
+    assert woken == [("team-a", "orders")]
+    pod = slim_pod({"metadata": {**META, "labels": {"app.kubernetes.io/instance": "orders"}},
+                    "status": {"phase": "Pending"}})  # fmt: skip
+    newer = {**pod, "metadata": {**pod["metadata"], "resourceVersion": "43"}}
+    cache._on_labelled(pod, newer)  # conditions only: nothing kept changed
+    assert woken == [("team-a", "orders")]
+    cache._on_labelled(newer, {**newer, "status": {"phase": "Running"}})
+    assert woken == [("team-a", "orders")] * 2
