@@ -100,20 +100,31 @@ class Reconciler:
         except (TransientError, NotFoundError) as error:
             raise Retry(str(error)) from None
         except ChildConflictError as error:
-            await self._report_blocked(body, "NameTaken", str(error))
+            await self._report_blocked(self._latest(key, body), "NameTaken", str(error))
             raise Retry(str(error)) from None
         except VaultError as error:
             await self._report_blocked(
-                body, "VaultUnavailable", f"The vault refused or did not answer: {error}."
+                self._latest(key, body),
+                "VaultUnavailable",
+                f"The vault refused or did not answer: {error}.",
             )
             raise Retry(str(error)) from None
         except ApiError as error:
             # Refused for a reason that waiting alone may not fix (admission policy, quota):
             # the user sees it in status and events; the queue retries with backoff.
             await self._report_blocked(
-                body, "ApplyFailed", f"The API server refused a write: {error}."
+                self._latest(key, body), "ApplyFailed", f"The API server refused a write: {error}."
             )
             raise Retry(str(error)) from None
+
+    def _latest(self, key: Key, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The Connector as the pass left it, its own status write included (the status is
+        written before the children); never a newer spec than the one the pass worked on."""
+        held = self.cache.connectors.get(key)
+        generation = body["metadata"].get("generation")
+        if held is None or held["metadata"].get("generation") != generation:
+            return body
+        return held
 
     async def _gone(self, key: Key) -> None:
         """A deleted Connector: the garbage collector removes its children; its storage
@@ -191,31 +202,34 @@ class Reconciler:
         )
         requested = connector.metadata.annotations.get(ACTION_ANNOTATION)
         plan = states.decide(connector.status, requested, hashes, observed)
-        repairs: list[tuple[str, str]] = []
-        if plan.intent is not states.Intent.LEAVE:
-            replicas = states.replicas(
-                plan.intent, self.profile.planes, self.profile.gates, observed, hashes
-            )
-            wanted = self.profile.children(inputs, hashes, replicas)
-            repairs = await self._drive(
-                key,
-                body=body,
-                connector=connector,
-                wanted=wanted,
-                credentials=credentials,
-                inputs=inputs,
-            )
+        # The status first: it acknowledges what the pass is about to do (a user's stop is
+        # answered by one write, not after the Deployment's), and the plan never depends on
+        # what the children's writes return. A crash after it leaves the phase saying where the
+        # Connector is going, which the next pass continues from.
         failpoints.reach(f"before-status:{plan.intent.value}")
         now = self.clock()
         status = states.next_status(
             connector.status, plan, connector.metadata.generation, _rfc3339(now)
         )
-        await self._write_status(body, status)
+        body = await self._write_status(body, status)
+        failpoints.reach(f"after-status:{plan.intent.value}")
         for event in plan.events:
             await self.kube.post_event(body, event.type, event.reason, event.message, now)
-        for kind, message in repairs:
-            metrics.DRIFT_REPAIRS.labels(kind=kind).inc()
-            await self.kube.post_event(body, "Warning", "DriftRepaired", message, now)
+        if plan.intent is not states.Intent.LEAVE:
+            replicas = states.replicas(
+                plan.intent, self.profile.planes, self.profile.gates, observed, hashes
+            )
+            repairs = await self._drive(
+                key,
+                body=body,
+                connector=connector,
+                wanted=self.profile.children(inputs, hashes, replicas),
+                credentials=credentials,
+                inputs=inputs,
+            )
+            for kind, message in repairs:
+                metrics.DRIFT_REPAIRS.labels(kind=kind).inc()
+                await self.kube.post_event(body, "Warning", "DriftRepaired", message, now)
         if plan.phase is not None:
             log.debug("reconciled %s/%s: %s", key[0], key[1], plan.phase.value)
 
@@ -292,10 +306,13 @@ class Reconciler:
         self._referenced[key] = info
         return info
 
-    async def _write_status(self, body: Mapping[str, Any], status: dict[str, Any]) -> None:
+    async def _write_status(
+        self, body: Mapping[str, Any], status: dict[str, Any]
+    ) -> Mapping[str, Any]:
+        """Stores `status` (nothing when it is already stored); the Connector as it now is."""
         current = body.get("status") or {}
         if current == status:
-            return
+            return body
         patch: dict[str, Any] = {k: None for k in current if k not in status}
         patch.update(status)
         meta = body["metadata"]
@@ -305,6 +322,7 @@ class Reconciler:
         self.cache.remember(self.cache.connectors, updated)
         if (phase := status.get("phase")) is not None and phase != current.get("phase"):
             metrics.PHASE_TRANSITIONS.labels(phase=phase).inc()
+        return updated
 
     async def _refuse_spec(self, body: Mapping[str, Any], error: ValidationError) -> None:
         """A spec the CRD should have refused (an older CRD, a bypassed admission)."""

@@ -35,15 +35,21 @@ def _died(op: Operator) -> None:
 
 
 @pytest.mark.parametrize(
-    "point", ["after-apply:Secret", "after-apply:Deployment", "before-status:run"]
-)
+    ("point", "acknowledged"),
+    [("before-status:run", False), ("after-status:run", True),
+     ("after-apply:Secret", True), ("after-apply:Deployment", True)],
+)  # fmt: skip
 def test_crash_while_creating_then_restart_converges(
-    start_operator: Callable[..., Operator], connectors: Connectors, point: str
+    start_operator: Callable[..., Operator], connectors: Connectors, point: str, acknowledged: bool
 ) -> None:
     crashing = start_operator(CONNECTOR_OPERATOR_FAILPOINT=point)
     connectors.apply(s3("crash"))
     _died(crashing)
-    assert "phase" not in connectors.status("crash"), "it died before writing any status"
+    # The status is written first (it acknowledges the Connector), then the children.
+    phase = connectors.status("crash").get("phase")
+    assert phase == ("Starting" if acknowledged else None), f"died at {point}: phase {phase}"
+    if not acknowledged:
+        assert _children(connectors)["deployments"] == [], "nothing was made before the status"
     start_operator()
     connectors.wait_phase("crash", "Running")
     assert _children(connectors) == {
@@ -59,20 +65,21 @@ def _one_rs(connectors: Connectors) -> str | None:
     return names[0] if len(names) == 1 else None
 
 
-def test_crash_between_stop_and_its_status_then_restart(
+def test_crash_between_the_stop_acknowledged_and_the_deployment_scaled(
     start_operator: Callable[..., Operator], connectors: Connectors
 ) -> None:
     first = start_operator()
     connectors.apply(connector("halt"))
     connectors.wait_phase("halt", "Running")
     first.stop()
-    crashing = start_operator(CONNECTOR_OPERATOR_FAILPOINT="before-status:stop")
+    crashing = start_operator(CONNECTOR_OPERATOR_FAILPOINT="after-status:stop")
     connectors.annotate("halt", "stop")
     _died(crashing)
-    assert connectors.deployment("halt").spec.replicas == 0  # type: ignore[union-attr]
-    assert connectors.status("halt")["phase"] == "Running", "the status was not written yet"
+    assert connectors.status("halt")["phase"] == "Stopping", "the stop was acknowledged"
+    assert connectors.deployment("halt").spec.replicas == 1, "the Deployment was not scaled yet"  # type: ignore[union-attr]
     start_operator()
     connectors.wait_phase("halt", "Stopped")
+    assert connectors.deployment("halt").spec.replicas == 0  # type: ignore[union-attr]
     assert _children(connectors)["deployments"] == ["connector-halt"]
 
 
