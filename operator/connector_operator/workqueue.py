@@ -2,13 +2,14 @@
 a key added while queued is queued once, and failures retry with capped exponential backoff,
 so one Connector that cannot be reconciled never blocks the others.
 
-Two lanes: a key `expedite`d (a user's own change: an action, an edit) is taken before the bulk
-of work (new Connectors, resyncs, children's events), and stays in the fast lane for
-`expedite_seconds`, long enough for the events its transition causes (its pods going, its
-ReplicaSet scaling) to be handled as promptly. A user's stop thus never waits behind a thousand
-Connectors being created. Nor behind the passes already running: `fast_workers` more workers
-take only from the fast lane, so one is free for a user's change even while every other is
-busy with bulk work (waiting on a busy API server, say)."""
+Three lanes, taken in order: a key `expedite`d (a user's own change: an action, an edit) goes
+to the first; it then stays in the fast lane for `expedite_seconds`, long enough for the events
+its transition causes (its pods going, its ReplicaSet scaling) to be handled as promptly; the
+rest (new Connectors, resyncs, children's events) is bulk. A user's stop thus never waits
+behind a thousand Connectors being created, nor behind the passes that other users' earlier
+changes set off. Nor behind the passes already running: `fast_workers` more workers take only
+from the first two lanes, so one is free for a user's change even while every other is busy
+with bulk work (waiting on a busy API server, say)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from connector_operator import metrics
 
 K = TypeVar("K", bound=Hashable)
 log = logging.getLogger(__name__)
+USER, FAST, BULK = 0, 1, 2  # the lanes, in the order they are taken from
 
 
 class Retry(Exception):  # noqa: N818 -- a signal to the queue, not an error condition
@@ -42,18 +44,20 @@ class WorkQueue(Generic[K]):
     max_delay: float = 60.0
     expedite_seconds: float = 30.0
     fast_workers: int = 1
-    # A token per key queued (and, in `_fast_tokens`, per key put in the fast lane): a worker
-    # woken takes the next key it may, or none when a fast worker took it first. So there are
-    # never fewer tokens than queued keys. The lanes hold keys in order, with stale entries (a
-    # key taken from the other lane, or expedited after it was queued) skipped when reached.
+    # A token per key queued (and, in `_fast_tokens`, per key put in the first two lanes): a
+    # worker woken takes the next key it may, or none when a fast worker took it first. So
+    # there are never fewer tokens than queued keys. The lanes hold keys in order, with stale
+    # entries (a key taken from another lane, or moved ahead after it was queued) skipped when
+    # reached.
     _tokens: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(0))
     _fast_tokens: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(0))
-    _fast: deque[K] = field(default_factory=deque)
-    _bulk: deque[K] = field(default_factory=deque)
-    _queued: dict[K, bool] = field(default_factory=dict)  # key -> in the fast lane
+    _lanes: tuple[deque[K], deque[K], deque[K]] = field(
+        default_factory=lambda: (deque(), deque(), deque())
+    )
+    _queued: dict[K, int] = field(default_factory=dict)  # key -> its lane (USER, FAST, BULK)
     _expedited: dict[K, float] = field(default_factory=dict)  # key -> until (loop time)
     _active: set[K] = field(default_factory=set)
-    _dirty: set[K] = field(default_factory=set)
+    _dirty: dict[K, int] = field(default_factory=dict)  # key -> the lane it comes back to
     _failures: dict[K, int] = field(default_factory=dict)
     _timers: dict[K, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -78,26 +82,29 @@ class WorkQueue(Generic[K]):
                 await task
 
     def expedite(self, key: K) -> None:
-        """Adds `key` to the fast lane, where it stays for `expedite_seconds`."""
+        """Adds `key` to the first lane; it stays in the fast lane for `expedite_seconds`."""
         now = asyncio.get_running_loop().time()
         self._expedited[key] = now + self.expedite_seconds
-        self.add(key)
+        self._add(key, USER)
 
     def add(self, key: K) -> None:
+        self._add(key, FAST if self._fast_lane(key) else BULK)
+
+    def _add(self, key: K, lane: int) -> None:
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
         if key in self._active:
-            self._dirty.add(key)  # picked up again once the running pass ends
+            # Queued again once the running pass ends, in the first lane asked for meanwhile.
+            self._dirty[key] = min(lane, self._dirty.get(key, lane))
             return
-        fast = self._fast_lane(key)
         queued = self._queued.get(key)
         if queued is None:
             self._tokens.release()
-        if queued is None or (fast and not queued):
-            self._queued[key] = fast
-            (self._fast if fast else self._bulk).append(key)
-            if fast:
+        if queued is None or lane < queued:
+            self._queued[key] = lane
+            self._lanes[lane].append(key)
+            if lane != BULK and (queued is None or queued == BULK):
                 self._fast_tokens.release()
             metrics.QUEUE_DEPTH.set(len(self._queued))
 
@@ -111,18 +118,15 @@ class WorkQueue(Generic[K]):
         return True
 
     def _take(self, fast_only: bool) -> K | None:
-        """The next key, the fast lane first (only that lane with `fast_only`); None when the
+        """The next key, lane by lane (not from the bulk with `fast_only`); None when the
         token was one whose key another worker took."""
-        while self._fast:
-            key = self._fast.popleft()
-            if self._queued.get(key) is True:
-                del self._queued[key]
-                return key
-        while self._bulk and not fast_only:
-            key = self._bulk.popleft()
-            if key in self._queued:
-                del self._queued[key]
-                return key
+        for lane in (USER, FAST) if fast_only else (USER, FAST, BULK):
+            entries = self._lanes[lane]
+            while entries:
+                key = entries.popleft()
+                if self._queued.get(key) == lane:
+                    del self._queued[key]
+                    return key
         return None
 
     def add_after(self, key: K, delay: float) -> None:
@@ -164,9 +168,8 @@ class WorkQueue(Generic[K]):
             finally:
                 self.passes += 1
                 self._active.discard(key)
-                if key in self._dirty:
-                    self._dirty.discard(key)
-                    self.add(key)
+                if (lane := self._dirty.pop(key, None)) is not None:
+                    self._add(key, lane)
 
     async def _run(self, key: K) -> None:
         try:

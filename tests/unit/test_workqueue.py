@@ -534,3 +534,75 @@ class TestLanes:
             return waiting
 
         assert asyncio.run(scenario()) == 1
+
+
+class TestUsersLane:
+    """A user's change is taken before the passes that earlier changes set off (the fast lane
+    of the Connectors just acted on), not only before the bulk."""
+
+    def test_a_users_change_runs_before_the_fast_lane_queued_ahead_of_it(self) -> None:
+        async def scenario() -> list[str]:
+            handler = recorder()
+            queue = WorkQueue(handler, workers=1, fast_workers=0)
+            queue.start()
+            try:
+                for i in range(3):
+                    queue.expedite(f"acted-{i}")  # earlier changes: in the fast lane for 30 s
+                await settle(queue)
+                handler.runs.clear()
+                gate = handler.gate["blocker"] = asyncio.Event()
+                queue.add("blocker")
+                await until(lambda: "blocker" in handler.running)
+                for i in range(3):
+                    queue.add(f"acted-{i}")  # the events their transitions cause
+                queue.add("bulk")
+                queue.expedite("new-change")
+                gate.set()
+                await settle(queue)
+            finally:
+                await queue.stop()
+            return [k for k, _ in handler.runs]
+
+        assert asyncio.run(scenario()) == [
+            "blocker", "new-change", "acted-0", "acted-1", "acted-2", "bulk"
+        ]  # fmt: skip
+
+    def test_a_change_made_during_its_own_pass_runs_next(self) -> None:
+        async def scenario() -> list[str]:
+            handler = recorder()
+            queue = WorkQueue(handler, workers=1, fast_workers=0)
+            queue.start()
+            try:
+                queue.expedite("other")
+                await settle(queue)
+                handler.runs.clear()
+                gate = handler.gate["mine"] = asyncio.Event()
+                queue.add("mine")
+                await until(lambda: "mine" in handler.running)
+                queue.add("other")  # fast lane
+                queue.expedite("mine")  # the user acts while its pass runs
+                handler.gate.pop("mine")
+                gate.set()
+                await settle(queue)
+            finally:
+                await queue.stop()
+            return [k for k, _ in handler.runs]
+
+        assert asyncio.run(scenario()) == ["mine", "mine", "other"]
+
+    def test_a_key_moved_ahead_still_runs_once(self) -> None:
+        async def scenario() -> list[str]:
+            handler = recorder()
+            queue = WorkQueue(handler, workers=1)
+            queue.expedite("k")  # the fast lane for 30 s
+            queue.add("b")
+            queue.add("k")  # already queued
+            queue.expedite("k")  # moved to the first lane: one entry taken, two stale
+            queue.start()
+            try:
+                await settle(queue)
+            finally:
+                await queue.stop()
+            return [k for k, _ in handler.runs]
+
+        assert asyncio.run(scenario()) == ["k", "b"]
