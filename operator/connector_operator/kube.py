@@ -5,12 +5,12 @@ event loop, plain dicts in and out (where it is and how to authenticate: `kubeco
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 import aiohttp
+import orjson
 
 from connector_operator import metrics
 from connector_operator.credentials import Authorizer, tls_context
@@ -144,7 +144,7 @@ class Kube:
         timeout: tuple[float, float] = TIMEOUT,
     ) -> dict[str, Any]:
         # An apply patch is YAML, of which JSON is a subset: every body goes as JSON text.
-        data = None if body is None else json.dumps(body).encode()
+        data = None if body is None else orjson.dumps(body)
         headers = {"Accept": accept, **({"Content-Type": content_type} if data else {})}
         limits = aiohttp.ClientTimeout(total=None, sock_connect=timeout[0], sock_read=timeout[1])
         try:
@@ -158,7 +158,7 @@ class Kube:
         if not 200 <= response.status < 300:
             raise _status_error(response.status, raw, method, path)
         try:
-            data_: dict[str, Any] = json.loads(raw or b"{}")
+            data_: dict[str, Any] = orjson.loads(raw or b"{}")
         except ValueError:  # a proxy's error page, a response cut short
             raise TransientError(f"{method} {path}: {response.status} with no JSON") from None
         return data_
@@ -220,7 +220,7 @@ class Kube:
                 lines = Lines()
                 async for chunk in response.content.iter_any():
                     for line in lines.feed(chunk):
-                        yield json.loads(line)
+                        yield orjson.loads(line)
         except (aiohttp.ClientError, OSError, KubeconfigError) as error:
             raise TransientError(f"WATCH {path}: {_describe(error)}") from None
 
@@ -388,7 +388,7 @@ def _fields(answer: object) -> tuple[str, ...]:
 
 def _status_error(status: int, raw: bytes | str | None, method: str, path: str) -> Exception:
     try:
-        answer = json.loads(raw or "{}")
+        answer = orjson.loads(raw or "{}")
         detail = str(answer.get("message", ""))
     except (ValueError, AttributeError):
         answer, detail = {}, ""
