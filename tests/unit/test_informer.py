@@ -318,3 +318,27 @@ def test_a_list_of_one_namespace_leaves_the_others_objects_in_a_shared_store() -
     assert changes == [] and store.get(("a", "x")) is not None
     gone = store.replace([], 3, namespace="a")
     assert [old["metadata"]["name"] for old, new in gone if new is None] == ["x"]
+
+
+class TestSharingWithTheVersionReplaced:
+    """An update is held sharing what it repeats of the version it replaces."""
+
+    @staticmethod
+    def _deployment(version: str, ready: int) -> dict[str, Any]:
+        return {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "namespace": "ns", "resourceVersion": version},
+            "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "c"}]}}},
+            "status": {"readyReplicas": ready},
+        }  # fmt: skip
+
+    def test_the_unchanged_parts_are_the_old_versions_and_the_changes_are_new(self) -> None:
+        store = Store()
+        store.upsert(self._deployment("1", 0))
+        old = store.get(("ns", "d"))
+        change = store.upsert(self._deployment("2", 1))
+        new = store.get(("ns", "d"))
+        assert change is not None and old is not None and new is not None
+        assert new["spec"] is old["spec"]
+        assert new["status"] == {"readyReplicas": 1} and old["status"] == {"readyReplicas": 0}
+        assert new["metadata"]["resourceVersion"] == "2"
