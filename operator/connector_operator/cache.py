@@ -310,7 +310,7 @@ class Cache:
 
 
 def _contact(path: str, selector: str) -> None:
-    metrics.WATCH_LAST_CONTACT.labels(path=path, selector=selector).set_to_current_time()
+    metrics.watch_contacted(path, selector)
 
 
 def _error(path: str, selector: str) -> None:

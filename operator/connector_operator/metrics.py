@@ -3,6 +3,7 @@ carries a value from a Connector's storage_config."""
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 
@@ -64,6 +65,19 @@ WATCH_LAST_CONTACT = Gauge(
     "that ran to its timeout (every 5 minutes at least while it works).",
     ["path", "selector"],
 )
+
+
+@functools.cache
+def _watch_series(path: str, selector: str) -> Gauge:
+    return WATCH_LAST_CONTACT.labels(path=path, selector=selector)
+
+
+def watch_contacted(path: str, selector: str) -> None:
+    """Sets the watch's last contact to now. Its series is looked up once: a label lookup per
+    watch event cost more than the rest of the event's bookkeeping."""
+    _watch_series(path, selector).set_to_current_time()
+
+
 PHASE_TRANSITIONS = Counter(
     "connector_operator_phase_transitions_total",
     "Connectors that entered a phase (their status written with a new phase), by that phase.",
