@@ -3,8 +3,9 @@ Authorization header (stdlib; reads the files an `Endpoint` names, and runs its 
 
 A token file is read again every minute, as client-go does: a pod's ServiceAccount token is
 rotated by the kubelet (an hour by default) and the old one stops working. An exec plugin's
-token is kept until the expiry it states. A 401 answer drops what is kept, so that the next
-request reads or asks again.
+token is kept until the expiry it states; a plugin that fails is not run again for a pause
+that doubles with each failure (1 s to 30 s). A 401 answer drops what is kept, so that the next
+request reads or asks again (once, however many requests the same token had been sent with).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from connector_operator.kubeconfig import Endpoint, ExecPlugin, KubeconfigError
 TOKEN_FILE_SECONDS = 60.0  # a token file is read again after this long
 EXEC_SECONDS = 30.0  # an exec plugin gets this long to answer
 EXPIRY_MARGIN = datetime.timedelta(seconds=10)  # an exec token is renewed this early
+# After a plugin failed, requests fail with its error for this long before it runs again,
+# doubling with each failure in a row up to the cap: a broken plugin is not run per request.
+PLUGIN_PAUSE, PLUGIN_PAUSE_CAP = 1.0, 30.0
 
 
 def tls_context(endpoint: Endpoint) -> ssl.SSLContext | None:
@@ -77,14 +81,19 @@ class Authorizer:
         self._read_at = 0.0  # of a token file: when it was read
         self._expires: datetime.datetime | None = None  # of a plugin's token: as it says
         self._lock = asyncio.Lock()
+        self._failed: tuple[KubeconfigError, float, int] | None = None  # error, until, count
 
     @property
     def renewable(self) -> bool:
         """Whether a 401 may be mended by asking again (a file or a plugin may have a new one)."""
         return bool(self.endpoint.token_file or self.endpoint.exec_plugin)
 
-    def invalidate(self) -> None:
-        self._token, self._expires = None, None
+    def invalidate(self, refused: str | None = None) -> None:
+        """Forgets the token, so that the next request asks for one again. With `refused` (the
+        token a 401 answered), only while that is still the token held: requests refused at
+        once renew it once, not once each."""
+        if refused is None or refused == self._token:
+            self._token, self._expires = None, None
 
     async def header(self) -> dict[str, str]:
         e = self.endpoint
@@ -115,7 +124,16 @@ class Authorizer:
         async with self._lock:  # one plugin run at a time: the others wait for its token
             if self._token is not None and (self._expires is None or self.now() < self._expires):
                 return self._token  # kept until it expires, or until a 401 without an expiry
-            self._token, expiry = await _run_plugin(plugin)
+            if self._failed is not None and self.clock() < self._failed[1]:
+                raise self._failed[0]
+            try:
+                self._token, expiry = await _run_plugin(plugin)
+            except KubeconfigError as error:
+                count = self._failed[2] + 1 if self._failed is not None else 0
+                pause = min(PLUGIN_PAUSE * 2**count, PLUGIN_PAUSE_CAP)
+                self._failed = (error, self.clock() + pause, count)
+                raise
+            self._failed = None
             self._expires = expiry - EXPIRY_MARGIN if expiry is not None else None
             return self._token
 

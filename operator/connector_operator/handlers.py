@@ -55,17 +55,25 @@ def register(
             log.error("the controller could not start: %s", task.exception())
             stop.set()  # exit; the kubelet (or the user) restarts a fresh process
 
+    handed: list[str | None] = []  # the token Kopf was last given
+
     @kopf.on.login(registry=registry)
     async def login(**_: Any) -> kopf.ConnectionInfo:
         # Kopf's own client (its discovery at start) uses the operator's credentials, from its
         # kubeconfig or ServiceAccount. (Kopf has no tls-server-name: a kubeconfig that needs
-        # one works for the operator's requests, not for Kopf's discovery.)
+        # one works for the operator's requests, not for Kopf's discovery.) Kopf asks again
+        # only once the API server refused what it was given, and never takes the same again:
+        # a token file or plugin is then asked for a new one.
+        if handed:
+            kube.refused(handed[-1])
         e = kube.endpoint
+        token = await kube.bearer_token()
+        handed[:] = [token]
         return kopf.ConnectionInfo(
             server=e.server, ca_path=e.ca_file, ca_data=e.ca_data, insecure=e.insecure,
             certificate_path=e.cert_file, certificate_data=e.cert_data,
             private_key_path=e.key_file, private_key_data=e.key_data, proxy_url=e.proxy_url,
-            username=e.username, password=e.password, token=await kube.bearer_token(),
+            username=e.username, password=e.password, token=token,
         )  # fmt: skip
 
     @kopf.on.startup(registry=registry)

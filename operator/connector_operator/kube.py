@@ -96,8 +96,13 @@ class Kube:
 
     async def bearer_token(self) -> str | None:
         """The token the next request would present, if it presents one."""
-        found = (await self._auth.header()).get("Authorization", "")
-        return found.removeprefix("Bearer ") if found.startswith("Bearer ") else None
+        return _bearer(await self._auth.header())
+
+    def refused(self, token: str | None) -> None:
+        """Another client (Kopf's) was refused `token`: the next request asks for a new one
+        (from a token file or a plugin; a fixed token stays as it is)."""
+        if self._auth.renewable:
+            self._auth.invalidate(token)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -128,7 +133,7 @@ class Kube:
             if response.status != 401 or attempt == 2 or not self._auth.renewable:
                 return response
             response.release()
-            self._auth.invalidate()
+            self._auth.invalidate(_bearer(auth))
         raise AssertionError("unreachable")
 
     async def _call(
@@ -384,6 +389,11 @@ def _fields(answer: object) -> tuple[str, ...]:
     details = answer.get("details") if isinstance(answer, dict) else None
     causes = details.get("causes") if isinstance(details, dict) else None
     return tuple(str(c["field"]) for c in causes or () if isinstance(c, dict) and c.get("field"))
+
+
+def _bearer(header: Mapping[str, str]) -> str | None:
+    found = header.get("Authorization", "")
+    return found.removeprefix("Bearer ") if found.startswith("Bearer ") else None
 
 
 def _status_error(status: int, raw: bytes | str | None, method: str, path: str) -> Exception:

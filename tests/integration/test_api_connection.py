@@ -83,6 +83,33 @@ def test_an_exec_credential_plugin(
     assert (tmp_path / "runs").read_text().splitlines() == ["operator"]
 
 
+def test_a_plugin_token_the_api_server_refuses_is_asked_for_again(
+    start_operator: Callable[..., Operator], connectors: Connectors, operator_kubeconfig: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The plugin's first token is one the API server does not know (a token revoked, say),
+    without an expiry: the 401 makes the operator, and Kopf, ask the plugin again."""
+    cluster, token = _parts(operator_kubeconfig)
+    runs = tmp_path / "runs"
+    plugin = tmp_path / "token-plugin"
+    answer = {"apiVersion": API, "kind": "ExecCredential", "status": {"token": "TOKEN"}}
+    plugin.write_text(
+        f"#!{sys.executable}\nimport json, pathlib\n"
+        f"runs = pathlib.Path({str(runs)!r})\n"
+        "first = not runs.exists()\n"
+        "runs.open('a').write('run\\n')\n"
+        f"token = 'revoked-token' if first else {token!r}\n"
+        f"print({json.dumps(answer)!r}.replace('TOKEN', token))\n"
+    )
+    plugin.chmod(plugin.stat().st_mode | stat.S_IXUSR)
+    exec_ = {"apiVersion": API, "command": str(plugin), "interactiveMode": "Never"}
+    kubeconfig = _write(tmp_path, cluster, {"exec": exec_})
+    _runs_a_connector(start_operator, connectors, kubeconfig)
+    # Once for the refused token, once more by whichever client was refused first; the other,
+    # refused the same token, takes the new one without a third run.
+    assert runs.read_text().splitlines() == ["run", "run"]
+
+
 def test_a_client_certificate_in_files(
     start_operator: Callable[..., Operator], connectors: Connectors, tmp_path: Path
 ) -> None:

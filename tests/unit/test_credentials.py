@@ -132,6 +132,19 @@ def test_an_exec_token_without_expiry_is_asked_again_after_a_401(tmp_path: Path)
     assert len(runs(tmp_path)) == 2
 
 
+def test_many_refusals_of_one_token_renew_it_once(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("old")
+    auth = Authorizer(Endpoint("https://x", token_file=str(token)), clock=Clock())
+    header(auth)
+    token.write_text("new")
+    auth.invalidate("old")  # the first request refused
+    assert header(auth) == {"Authorization": "Bearer new"}
+    token.write_text("newer")
+    auth.invalidate("old")  # another request that was sent with the old one
+    assert header(auth) == {"Authorization": "Bearer new"}, "the renewed token is kept"
+
+
 def test_concurrent_requests_run_the_plugin_once(tmp_path: Path) -> None:
     auth = Authorizer(Endpoint("https://x", exec_plugin=plugin(tmp_path, credential("p"))))
 
@@ -157,6 +170,30 @@ def test_a_plugin_that_fails_is_named(
     auth = Authorizer(Endpoint("https://x", exec_plugin=plugin(tmp_path, answer, exit_code)))
     with pytest.raises(KubeconfigError, match=f"exec plugin './get-token': {message}"):
         header(auth)
+
+
+def test_a_failing_plugin_is_not_run_again_for_every_request(tmp_path: Path) -> None:
+    clock = Clock()
+    exec_plugin = plugin(tmp_path, credential("p"), exit_code=3)
+    auth = Authorizer(Endpoint("https://x", exec_plugin=exec_plugin), clock=clock)
+
+    def fails() -> None:
+        with pytest.raises(KubeconfigError, match="exited with 3"):
+            header(auth)
+
+    fails()
+    fails()  # the same error, the plugin not run
+    assert len(runs(tmp_path)) == 1
+    clock.seconds = 1.1  # the first pause (1 s) is over
+    fails()
+    assert len(runs(tmp_path)) == 2
+    clock.seconds = 2.5  # within the second, twice as long
+    fails()
+    assert len(runs(tmp_path)) == 2
+    plugin(tmp_path, credential("mended"))  # the plugin works again
+    clock.seconds = 3.2
+    assert header(auth) == {"Authorization": "Bearer mended"}
+    assert len(runs(tmp_path)) == 3
 
 
 def test_a_plugin_that_is_not_there_is_named(tmp_path: Path) -> None:
