@@ -139,12 +139,18 @@ def resolve(
     )  # fmt: skip
 
 
-def load(environ: Mapping[str, str] | None = None, context: str | None = None) -> Endpoint:
-    """In a pod: its ServiceAccount; elsewhere: KUBECONFIG (a list of files) or ~/.kube/config."""
+def load(
+    environ: Mapping[str, str] | None = None,
+    context: str | None = None,
+    service_account: Path = SERVICE_ACCOUNT,
+) -> Endpoint:
+    """KUBECONFIG (a list of files) when set; else, in a pod, its ServiceAccount; else
+    ~/.kube/config. The order of controller-runtime and client-go's clientcmd: a KUBECONFIG
+    set on purpose wins over the pod's own identity."""
     environ = os.environ if environ is None else environ
-    if context is None and (found := in_cluster(environ)) is not None:
-        return found
     listed = [p for p in environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    if not listed and context is None and (found := in_cluster(environ, service_account)):
+        return found
     paths = [Path(p).expanduser() for p in listed] or [Path("~/.kube/config").expanduser()]
     documents: list[tuple[Path, Mapping[str, Any]]] = []
     for path in paths:

@@ -137,6 +137,17 @@ def test_in_a_pod_the_service_account_is_used(tmp_path: Path) -> None:
     assert in_cluster(env, tmp_path / "absent") is None  # no token mounted
 
 
+def test_a_kubeconfig_set_wins_over_the_pods_service_account(tmp_path: Path) -> None:
+    import yaml  # noqa: PLC0415 -- only these tests write YAML
+
+    (tmp_path / "token").write_text("sa-token")
+    path = tmp_path / "config"
+    path.write_text(yaml.safe_dump(config()))
+    pod = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    assert load({**pod, "KUBECONFIG": str(path)}, service_account=tmp_path).token == TOKEN
+    assert load(pod, service_account=tmp_path).token_file == str(tmp_path / "token")
+
+
 def test_load_reads_the_kubeconfig_list_and_skips_missing_files(tmp_path: Path) -> None:
     import yaml  # noqa: PLC0415 -- only this test writes YAML
 
