@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from connector_operator import proxy
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -126,7 +129,7 @@ def resolve(
         ca_data=ca_data,
         insecure=bool(cluster.get("insecure-skip-tls-verify")),
         tls_server_name=cluster.get("tls-server-name") or None,
-        proxy_url=cluster.get("proxy-url") or None,
+        proxy_url=_proxy(cluster.get("proxy-url"), f"kubeconfig: {of_cluster}: proxy-url"),
         cert_file=None if cert_data else _file(user_file, user.get("client-certificate")),
         cert_data=cert_data,
         key_file=None if key_data else _file(user_file, user.get("client-key")),
@@ -148,6 +151,17 @@ def load(
     ~/.kube/config. The order of controller-runtime and client-go's clientcmd: a KUBECONFIG
     set on purpose wins over the pod's own identity."""
     environ = os.environ if environ is None else environ
+    endpoint = _load(environ, context, service_account)
+    if endpoint.proxy_url is not None:
+        return endpoint
+    try:
+        found = proxy.from_environment(environ, endpoint.server)
+    except proxy.ProxyError as error:
+        raise KubeconfigError(str(error)) from None
+    return dataclasses.replace(endpoint, proxy_url=found)
+
+
+def _load(environ: Mapping[str, str], context: str | None, service_account: Path) -> Endpoint:
     listed = [p for p in environ.get("KUBECONFIG", "").split(os.pathsep) if p]
     if not listed and context is None and (found := in_cluster(environ, service_account)):
         return found
@@ -169,6 +183,15 @@ def load(
                                                    "~/.kube/config") + " exists"
         )  # fmt: skip
     return resolve(documents, context)
+
+
+def _proxy(value: object, where: str) -> str | None:
+    if not value:
+        return None
+    try:
+        return proxy.checked(str(value), where)
+    except proxy.ProxyError as error:
+        raise KubeconfigError(str(error)) from None
 
 
 def _file(origin: Path, value: object) -> str | None:

@@ -4,16 +4,20 @@ cannot."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import os
 import stat
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT
@@ -108,6 +112,81 @@ def test_a_plugin_token_the_api_server_refuses_is_asked_for_again(
     # Once for the refused token, once more by whichever client was refused first; the other,
     # refused the same token, takes the new one without a third run.
     assert runs.read_text().splitlines() == ["run", "run"]
+
+
+class ConnectProxy:
+    """A real HTTP CONNECT proxy on a free local port, in a thread: it tunnels each connection
+    to the host and port asked for, and records them."""
+
+    def __init__(self) -> None:
+        self.tunnels: list[str] = []
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self.thread.start()
+        assert ready.wait(10), "the proxy did not start"
+
+    def _run(self, ready: threading.Event) -> None:
+        async def main() -> None:
+            server = await asyncio.start_server(self._tunnel, "127.0.0.1", 0)
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+            async with server:
+                await server.serve_forever()
+
+        with contextlib.suppress(asyncio.CancelledError):
+            self.loop.run_until_complete(main())
+
+    async def _tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        method, target, _ = head.split("\r\n", 1)[0].split(" ", 2)
+        if method != "CONNECT":
+            writer.write(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+            writer.close()
+            return
+        self.tunnels.append(target)
+        host, port = target.rsplit(":", 1)
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except OSError:
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    def stop(self) -> None:
+        for task in asyncio.all_tasks(self.loop):
+            self.loop.call_soon_threadsafe(task.cancel)
+        self.thread.join(10)
+
+
+@pytest.fixture
+def connect_proxy() -> Iterator[ConnectProxy]:
+    proxy = ConnectProxy()
+    yield proxy
+    proxy.stop()
+
+
+def test_a_proxy_url_carries_every_request(
+    start_operator: Callable[..., Operator], connectors: Connectors, operator_kubeconfig: Path,
+    tmp_path: Path, connect_proxy: ConnectProxy,
+) -> None:  # fmt: skip
+    cluster, token = _parts(operator_kubeconfig)
+    url = f"http://127.0.0.1:{connect_proxy.port}"
+    proxied = {**cluster, "cluster": {**cluster["cluster"], "proxy-url": url}}
+    kubeconfig = _write(tmp_path, proxied, {"token": token})
+    _runs_a_connector(start_operator, connectors, kubeconfig)
+    server = cluster["cluster"]["server"].removeprefix("https://")
+    assert connect_proxy.tunnels, "no request went through the proxy"
+    assert set(connect_proxy.tunnels) == {server}
 
 
 def test_a_client_certificate_in_files(

@@ -137,6 +137,26 @@ def test_in_a_pod_the_service_account_is_used(tmp_path: Path) -> None:
     assert in_cluster(env, tmp_path / "absent") is None  # no token mounted
 
 
+def test_the_environments_proxy_unless_the_kubeconfig_names_one(tmp_path: Path) -> None:
+    import yaml  # noqa: PLC0415 -- only these tests write YAML
+
+    path = tmp_path / "config"
+    path.write_text(yaml.safe_dump(config()))
+    env = {"KUBECONFIG": str(path), "HTTPS_PROXY": "http://corp:3128"}
+    assert load(env).proxy_url == "http://corp:3128"
+    assert load({**env, "NO_PROXY": ".example"}).proxy_url is None
+    named = config(clusters={"c": {"server": "https://api.example:6443",
+                                   "proxy-url": "http://mine:8080"}})  # fmt: skip
+    path.write_text(yaml.safe_dump(named))
+    assert load(env).proxy_url == "http://mine:8080"
+
+
+def test_a_socks_proxy_url_is_refused_naming_the_cluster() -> None:
+    doc = config(clusters={"c": {"server": "https://x", "proxy-url": "socks5://p:1080"}})
+    with pytest.raises(KubeconfigError, match="cluster 'c': proxy-url: socks5:// proxies are not"):
+        resolve([(HOME, doc)])
+
+
 def test_a_kubeconfig_set_wins_over_the_pods_service_account(tmp_path: Path) -> None:
     import yaml  # noqa: PLC0415 -- only these tests write YAML
 
