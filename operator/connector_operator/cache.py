@@ -31,7 +31,7 @@ from connector_operator.informer import (
     key_of,
     without_managed_fields,
 )
-from connector_operator.models import ACTION_ANNOTATION, GROUP, PLURAL, VERSION
+from connector_operator.models import ACTION_ANNOTATION, GROUP, PLURAL, VERSION, Action
 
 MANAGED = f"{resources.MANAGED_BY_LABEL}={resources.MANAGER}"
 TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
@@ -221,15 +221,17 @@ class Cache:
 
     def _on_labelled(self, old: Object | None, new: Object | None) -> None:
         """A ReplicaSet or pod: the label names the Connector to look at; whether the object
-        counts is decided by ownership when the Connector is reconciled. An update that leaves
-        what is kept of it as it was (a pod's conditions, a ReplicaSet's status: most of their
-        updates) asks for nothing."""
+        counts is decided by ownership when the Connector is reconciled. Only a Connector asked
+        to stop is woken: its pass alone counts pods (Stopped once none is left); the others'
+        follow their Deployments. An update that leaves what is kept of it as it was (a pod's
+        conditions, a ReplicaSet's status: most of their updates) asks for nothing."""
         if old is not None and new is not None and same_but_version(old, new):
             return
         obj = new or old or {}
         instance = (obj.get("metadata", {}).get("labels") or {}).get(resources.INSTANCE_LABEL)
         key = (key_of(obj)[0], instance or "")
-        if instance and self.connectors.get(key) is not None:
+        connector = self.connectors.get(key) if instance else None
+        if connector is not None and asked_to_stop(connector):
             self._enqueue(key)
 
     def _on_secret(self, old: Object | None, new: Object | None) -> None:
@@ -319,6 +321,11 @@ def _error(path: str, selector: str) -> None:
 
 def _phase(connector: Mapping[str, Any]) -> str:
     return str((connector.get("status") or {}).get("phase") or "Unknown")
+
+
+def asked_to_stop(connector: Mapping[str, Any]) -> bool:
+    annotations = connector["metadata"].get("annotations") or {}
+    return bool(annotations.get(ACTION_ANNOTATION) == Action.STOP.value)
 
 
 def same_but_version(old: Object, new: Object) -> bool:

@@ -82,6 +82,8 @@ class NoApi:
 
 
 def test_the_cache_wakes_a_connector_only_for_changes_its_reconcile_reads() -> None:
+    """A Deployment's status only when what the reconcile reads of it changed; a pod or a
+    ReplicaSet only for a Connector asked to stop (the only pass that counts pods)."""
     from connector_operator.cache import Cache  # noqa: PLC0415 -- beside its transforms' tests
 
     woken: list[tuple[str, str]] = []
@@ -102,10 +104,18 @@ def test_the_cache_wakes_a_connector_only_for_changes_its_reconcile_reads() -> N
     assert woken == []
     cache._on_child(touched, available)  # now available: Running is near
     assert woken == [("team-a", "orders")]
+    woken.clear()
     pod = slim_pod({"metadata": {**META, "labels": {"app.kubernetes.io/instance": "orders"}},
                     "status": {"phase": "Pending"}})  # fmt: skip
     newer = {**pod, "metadata": {**pod["metadata"], "resourceVersion": "43"}}
+    running = {**newer, "status": {"phase": "Running"}}
+    cache._on_labelled(newer, running)  # starting: its Deployment says when it runs
+    cache._on_labelled(running, None)
+    assert woken == []
+    stop = {"annotations": {"dataspace.dev/action": "stop"}, "resourceVersion": "2"}
+    cache.connectors.upsert({**connector, "metadata": {**connector["metadata"], **stop}})
     cache._on_labelled(pod, newer)  # conditions only: nothing kept changed
-    assert woken == [("team-a", "orders")]
-    cache._on_labelled(newer, {**newer, "status": {"phase": "Running"}})
+    assert woken == []
+    cache._on_labelled(newer, running)  # asked to stop: its pods are counted
+    cache._on_labelled(running, None)
     assert woken == [("team-a", "orders")] * 2
