@@ -161,7 +161,7 @@ class Kube:
         except (aiohttp.ClientError, OSError, KubeconfigError) as error:
             raise TransientError(f"{method} {path}: {_describe(error)}") from None
         if not 200 <= response.status < 300:
-            raise _status_error(response.status, raw, method, path)
+            raise status_error(response.status, raw, method, path)
         try:
             data_: dict[str, Any] = orjson.loads(raw or b"{}")
         except ValueError:  # a proxy's error page, a response cut short
@@ -173,7 +173,7 @@ class Kube:
     ) -> dict[str, Any]:
         kwargs.setdefault("fenced", True)
         result = await self._call(method, path, **kwargs)
-        metrics.API_WRITES.labels(verb=verb, resource=resource).inc()
+        metrics.write_sent(verb, resource)
         return result
 
     async def get(self, path: str) -> dict[str, Any] | None:
@@ -221,7 +221,7 @@ class Kube:
                     yield {"type": "ERROR", "object": {"code": 410, "message": "Gone"}}
                     return
                 if not 200 <= response.status < 300:
-                    raise _status_error(response.status, await response.read(), "WATCH", path)
+                    raise status_error(response.status, await response.read(), "WATCH", path)
                 lines = Lines()
                 async for chunk in response.content.iter_any():
                     for line in lines.feed(chunk):
@@ -396,7 +396,8 @@ def _bearer(header: Mapping[str, str]) -> str | None:
     return found.removeprefix("Bearer ") if found.startswith("Bearer ") else None
 
 
-def _status_error(status: int, raw: bytes | str | None, method: str, path: str) -> Exception:
+def status_error(status: int, raw: bytes | str | None, method: str, path: str) -> Exception:
+    """The error an answer other than 2xx stands for: what to do about it is in its type."""
     try:
         answer = orjson.loads(raw or "{}")
         detail = str(answer.get("message", ""))

@@ -24,8 +24,7 @@ RECONCILES = Counter(
     ["result"],
 )
 # Every result starts at 0, so that rate() sees the first error and a dashboard shows none.
-for _result in ("ok", "retry", "error"):
-    RECONCILES.labels(result=_result)
+RECONCILE_RESULTS = {r: RECONCILES.labels(result=r) for r in ("ok", "retry", "error")}
 RECONCILE_SECONDS = Histogram(
     "connector_operator_reconcile_duration_seconds",
     "How long one reconcile pass took.",
@@ -65,6 +64,16 @@ WATCH_LAST_CONTACT = Gauge(
     "that ran to its timeout (every 5 minutes at least while it works).",
     ["path", "selector"],
 )
+
+
+@functools.cache
+def _writes(verb: str, resource: str) -> Counter:
+    return API_WRITES.labels(verb=verb, resource=resource)
+
+
+def write_sent(verb: str, resource: str) -> None:
+    """Counts one write (its series looked up once: a label lookup per request is a cost)."""
+    _writes(verb, resource).inc()
 
 
 @functools.cache

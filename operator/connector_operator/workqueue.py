@@ -178,17 +178,17 @@ class WorkQueue(Generic[K]):
         except asyncio.CancelledError:
             raise
         except Retry as retry:
-            metrics.RECONCILES.labels(result="retry").inc()
+            metrics.RECONCILE_RESULTS["retry"].inc()
             delay = retry.delay if retry.delay is not None else self._backoff(key)
             log.info("reconcile of %s retries in %.1fs: %s", key, delay, retry)
             self.add_after(key, delay)
         except Exception:
-            metrics.RECONCILES.labels(result="error").inc()
+            metrics.RECONCILE_RESULTS["error"].inc()
             delay = self._backoff(key)
             log.exception("reconcile of %s failed; retrying in %.1fs", key, delay)
             self.add_after(key, delay)
         else:
-            metrics.RECONCILES.labels(result="ok").inc()
+            metrics.RECONCILE_RESULTS["ok"].inc()
             self._failures.pop(key, None)
 
     def _backoff(self, key: K) -> float:
