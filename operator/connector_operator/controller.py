@@ -37,7 +37,12 @@ class Controller:
         rng: random.Random,
     ) -> None:
         self.kube, self.cfg, self.rng, self.folders = kube, cfg, rng, folders
-        self.queue: WorkQueue[Key] = WorkQueue(self._reconcile, workers=cfg.workers)
+        # As many workers again for users' own changes as for the bulk: a pass acknowledging
+        # an action makes three writes in a row, and at a few actions a second under load one
+        # worker for them was not enough.
+        self.queue: WorkQueue[Key] = WorkQueue(
+            self._reconcile, workers=cfg.workers, fast_workers=cfg.workers
+        )
         ingresses = cfg.edc is not None and cfg.edc.ingress_class is not None
         self.cache = Cache(
             kube,
