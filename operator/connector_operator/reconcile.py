@@ -1,6 +1,6 @@
-"""The reconcile path of one Connector: observe (from the cache) -> decide (pure) -> converge
-the children (`children`) -> status -> events. It reads the cache and writes through `kube`;
-it holds no watch."""
+"""The reconcile path of one Connector: observe (from the cache) -> decide (pure) -> the status
+and its events -> converge the children (`children`); the status after the children when it
+acknowledges nothing new. It reads the cache and writes through `kube`; it holds no watch."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import datetime
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -43,6 +43,13 @@ class SecretInfo:
     version: int | None
     digest: str
     values: Mapping[str, str]
+
+
+@dataclass
+class Progress:
+    """The Connector as the pass has left it so far (its own status write included)."""
+
+    body: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -93,38 +100,37 @@ class Reconciler:
             self._end_storage_checks(key)  # nothing to check until the spec is valid
             await self._refuse_spec(body, error)
             return
+        progress = Progress(body)
         try:
-            await self._converge(key, body, connector)
+            await self._converge(key, progress, connector)
         except ConflictError as error:
             raise Retry(f"conflict: {error}", delay=0.2) from None
         except (TransientError, NotFoundError) as error:
             raise Retry(str(error)) from None
         except ChildConflictError as error:
-            await self._report_blocked(self._latest(key, body), "NameTaken", str(error))
-            raise Retry(str(error)) from None
+            await self._blocked(progress.body, "NameTaken", str(error))
         except VaultError as error:
-            await self._report_blocked(
-                self._latest(key, body),
-                "VaultUnavailable",
-                f"The vault refused or did not answer: {error}.",
-            )
-            raise Retry(str(error)) from None
+            message = f"The vault refused or did not answer: {error}."
+            await self._blocked(progress.body, "VaultUnavailable", message, error)
         except ApiError as error:
             # Refused for a reason that waiting alone may not fix (admission policy, quota):
             # the user sees it in status and events; the queue retries with backoff.
-            await self._report_blocked(
-                self._latest(key, body), "ApplyFailed", f"The API server refused a write: {error}."
-            )
-            raise Retry(str(error)) from None
+            message = f"The API server refused a write: {error}."
+            await self._blocked(progress.body, "ApplyFailed", message, error)
 
-    def _latest(self, key: Key, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The Connector as the pass left it, its own status write included (the status is
-        written before the children); never a newer spec than the one the pass worked on."""
-        held = self.cache.connectors.get(key)
-        generation = body["metadata"].get("generation")
-        if held is None or held["metadata"].get("generation") != generation:
-            return body
-        return held
+    async def _blocked(
+        self, body: Mapping[str, Any], reason: str, message: str, error: Exception | None = None
+    ) -> NoReturn:
+        """Reports the Connector blocked (`body` as this pass left it: its own status write
+        included), then retries with backoff. A report that races a change of the Connector
+        is left to the pass that change causes."""
+        try:
+            await self._report_blocked(body, reason, message)
+        except ConflictError:
+            raise Retry(f"{reason}: {error or message}", delay=0.2) from None
+        except (TransientError, ApiError) as failure:
+            raise Retry(f"{reason}: {error or message}; reporting it: {failure}") from None
+        raise Retry(f"{reason}: {error or message}")
 
     async def _gone(self, key: Key) -> None:
         """A deleted Connector: the garbage collector removes its children; its storage
@@ -188,7 +194,8 @@ class Reconciler:
             return StorageObservation(self.storage.mode, None)
         return StorageObservation(self.storage.mode, self.storage.observe(key, target))
 
-    async def _converge(self, key: Key, body: Mapping[str, Any], connector: Connector) -> None:
+    async def _converge(self, key: Key, progress: Progress, connector: Connector) -> None:
+        body = progress.body
         if self.profile.unique_names:
             taken = name_taken(body, self.cache.same_name_elsewhere(body))
             if taken is not None:  # nothing is made for it, not even stopped, nor checked
@@ -202,19 +209,19 @@ class Reconciler:
         )
         requested = connector.metadata.annotations.get(ACTION_ANNOTATION)
         plan = states.decide(connector.status, requested, hashes, observed)
-        # The status first: it acknowledges what the pass is about to do (a user's stop is
-        # answered by one write, not after the Deployment's), and the plan never depends on
-        # what the children's writes return. A crash after it leaves the phase saying where the
-        # Connector is going, which the next pass continues from.
-        failpoints.reach(f"before-status:{plan.intent.value}")
         now = self.clock()
         status = states.next_status(
             connector.status, plan, connector.metadata.generation, _rfc3339(now)
         )
-        body = await self._write_status(body, status)
-        failpoints.reach(f"after-status:{plan.intent.value}")
-        for event in plan.events:
-            await self.kube.post_event(body, event.type, event.reason, event.message, now)
+        # A new phase or action is written first: it acknowledges what the pass is about to do
+        # (a user's stop is answered by one write, not after the Deployment's), and the plan
+        # never depends on what the children's writes return. A crash after it leaves the
+        # phase saying where the Connector is going, which the next pass continues from. Any
+        # other status waits for the children, so that a blocked report (Stalled) stands
+        # until they are written.
+        acknowledges = _acknowledges(body.get("status") or {}, status)
+        if acknowledges:
+            await self._record(progress, status, plan, now)
         if plan.intent is not states.Intent.LEAVE:
             replicas = states.replicas(
                 plan.intent, self.profile.planes, self.profile.gates, observed, hashes
@@ -230,8 +237,20 @@ class Reconciler:
             for kind, message in repairs:
                 metrics.DRIFT_REPAIRS.labels(kind=kind).inc()
                 await self.kube.post_event(body, "Warning", "DriftRepaired", message, now)
+        if not acknowledges:
+            await self._record(progress, status, plan, now)
         if plan.phase is not None:
             log.debug("reconciled %s/%s: %s", key[0], key[1], plan.phase.value)
+
+    async def _record(
+        self, progress: Progress, status: dict[str, Any], plan: states.Plan, now: datetime.datetime
+    ) -> None:
+        """The status, then the events of the transition it records."""
+        failpoints.reach(f"before-status:{plan.intent.value}")
+        progress.body = await self._write_status(progress.body, status)
+        failpoints.reach(f"after-status:{plan.intent.value}")
+        for event in plan.events:
+            await self.kube.post_event(progress.body, event.type, event.reason, event.message, now)
 
     async def _drive(
         self,
@@ -360,6 +379,11 @@ class Reconciler:
         await self._write_status(body, status)
         if previous.message != message:
             await self.kube.post_event(body, "Warning", reason, message, now)
+
+
+def _acknowledges(current: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """Whether `status` records a new phase or a new action."""
+    return any(current.get(field) != status.get(field) for field in ("phase", "action"))
 
 
 def _rfc3339(moment: datetime.datetime) -> str:

@@ -3,6 +3,7 @@ becomes ready, and a Connector the API server refuses, beside healthy ones."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -184,6 +185,12 @@ def test_a_refused_connector_does_not_block_the_others(
         assert "not allowed here" in str(stalled["message"])
         connectors.wait_phase("ok1", "Running")
         connectors.wait_phase("ok2", "Running")
+        # The retries (backoff 0.5, 1, 2, 4 s) neither report it again nor clear the report
+        # for a moment: one Warning, and Stalled since the first refusal.
+        time.sleep(8)
+        assert blocked() == stalled, "Stalled stood, unchanged, through the retries"
+        refused = [e for e in connectors.events("broken") if e.reason == "ApplyFailed"]
+        assert len(refused) == 1, [e.message for e in refused]
     finally:
         cluster.kubectl("delete", "-f", "-", stdin=policy, check=False)
     # Once the cause is gone, the retries with backoff bring it up by itself.
