@@ -273,8 +273,10 @@ def _start_while_failed(previous: ConnectorStatus) -> Plan:
 
 
 def _stop(previous: ConnectorStatus, desired_hash: str, observed: Observed) -> Plan:
+    # Stopped only once the scale-down is seen as well as its effect: with no pod yet (one
+    # refused by a quota, say) the status counts none while the Deployment still asks for one.
     gone = observed.pods == 0 and all(
-        d is None or d.replicas == 0 for d in observed.deployments.values()
+        d is None or d.replicas == d.spec_replicas == 0 for d in observed.deployments.values()
     )
     phase = Phase.STOPPED if gone else Phase.STOPPING
     message = PHASE_MESSAGES[phase]

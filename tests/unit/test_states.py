@@ -658,6 +658,15 @@ def test_a_missing_secret_does_not_keep_a_connector_from_stopping() -> None:
     assert (plan.intent, plan.phase) == (STOP, SD)
 
 
+def test_stopped_only_once_the_deployment_asks_for_no_pod() -> None:
+    # No pod and none counted in the status (one refused by a quota, say), while the
+    # Deployment still asks for one: the scale-down is not written yet.
+    refused = Observed(deployment(H, replicas=0, updated=0, available=0), pods=0)
+    assert decide(stored(R), "stop", H, refused).phase == SG
+    scaled = Observed(deployment(H, spec_replicas=0, replicas=0, updated=0, available=0), pods=0)
+    assert decide(stored(SG), "stop", H, scaled).phase == SD
+
+
 def test_a_missing_secret_does_not_lift_a_failure() -> None:
     plan = decide(failed_by_request(), "start", H, blocked())
 
