@@ -81,7 +81,7 @@ class Authorizer:
         self._read_at = 0.0  # of a token file: when it was read
         self._expires: datetime.datetime | None = None  # of a plugin's token: as it says
         self._lock = asyncio.Lock()
-        self._failed: tuple[KubeconfigError, float, int] | None = None  # error, until, count
+        self._failed: tuple[str, float, int] | None = None  # its error, until when, how often
 
     @property
     def renewable(self) -> bool:
@@ -125,13 +125,13 @@ class Authorizer:
             if self._token is not None and (self._expires is None or self.now() < self._expires):
                 return self._token  # kept until it expires, or until a 401 without an expiry
             if self._failed is not None and self.clock() < self._failed[1]:
-                raise self._failed[0]
+                raise KubeconfigError(self._failed[0])
             try:
                 self._token, expiry = await _run_plugin(plugin)
             except KubeconfigError as error:
                 count = self._failed[2] + 1 if self._failed is not None else 0
                 pause = min(PLUGIN_PAUSE * 2**count, PLUGIN_PAUSE_CAP)
-                self._failed = (error, self.clock() + pause, count)
+                self._failed = (str(error), self.clock() + pause, count)
                 raise
             self._failed = None
             self._expires = expiry - EXPIRY_MARGIN if expiry is not None else None

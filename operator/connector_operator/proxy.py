@@ -4,8 +4,8 @@ A kubeconfig's `proxy-url` wins. Without one, the environment decides as Go's
 `http.ProxyFromEnvironment` (which kubectl, client-go and controller-runtime use) decides:
 HTTPS_PROXY for an https server (HTTP_PROXY for http), the upper-case name first; never for
 `localhost` or a loopback address; not for a host that NO_PROXY names, as a domain (with its
-subdomains; a leading dot: the subdomains only), an IP address, a CIDR range or `*`, each with
-an optional port.
+subdomains; a leading dot or `*.`: the subdomains only), an IP address, a CIDR range or `*`,
+each with an optional port.
 """
 
 from __future__ import annotations
@@ -23,12 +23,16 @@ class ProxyError(ValueError):
 
 def checked(url: str, where: str) -> str:
     """`url` when it is a proxy the operator can use."""
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme not in SCHEMES or not parts.hostname:
+    try:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        parts.port  # noqa: B018 -- read to be checked: a port that is no number raises
+    except ValueError:
+        parts = None
+    if parts is None or not parts.hostname:
+        raise ProxyError(f"{where} is not a proxy URL")  # not shown: it may hold a password
+    if parts.scheme not in SCHEMES:
         raise ProxyError(
             f"{where}: {parts.scheme}:// proxies are not supported, only http:// and https://"
-            if parts.hostname
-            else f"{where} is not a proxy URL"  # not shown: it may hold a password
         )
     return parts.geturl()
 
@@ -72,7 +76,7 @@ def _matches(entry: str, host: str, port: int) -> bool:
     name, _, entry_port = entry.rpartition(":") if _has_port(entry) else (entry, "", "")
     if entry_port and entry_port != str(port):
         return False
-    name = name.strip("[]")
+    name = name.strip("[]").removeprefix("*")  # "*.example.com" is ".example.com"
     if name.startswith("."):
         return host.endswith(name)
     return host == name or host.endswith(f".{name}")
