@@ -112,6 +112,18 @@ def usage(pid: int) -> Usage:
     return Usage(rss_kib / 1024, (utime + stime) / CLOCK_TICKS)
 
 
+@dataclass(frozen=True)
+class Scheduling:
+    running: float  # seconds on a CPU
+    waiting: float  # seconds runnable, waiting for a CPU (on a run queue)
+
+
+def scheduling(pid: int) -> Scheduling:
+    """The kernel's scheduler statistics of the process's main thread (its event loop)."""
+    on_cpu, waiting, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
+    return Scheduling(int(on_cpu) / 1e9, int(waiting) / 1e9)
+
+
 def total(counts: Counter[tuple[str, str]]) -> int:
     return sum(counts.values())
 

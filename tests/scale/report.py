@@ -81,6 +81,13 @@ def targets(r: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
     ]  # fmt: skip
 
 
+def _loop(m: Mapping[str, Any]) -> str:
+    loop = m.get("operator_event_loop")
+    if loop is None:
+        return "?"
+    return f"{loop['running_s']} s / {loop['waiting_for_cpu_s']} s of {loop['seconds']} s"
+
+
 def _spread(m: Mapping[str, Any]) -> str:
     return f"p50 {m['p50_s']} s, p99 {m['p99_s']} s"
 
@@ -124,6 +131,9 @@ def markdown(r: Mapping[str, Any]) -> str:
          "quiet / while N more are created",
          " / ".join(_spread(m["annotate_round_trip"]) if "annotate_round_trip" in m else "?"
                     for m in (quiet, loaded))),
+        ("for scale, the operator's event loop (its main thread) during the flips: running / "
+         "runnable but waiting for a CPU (the kernel's schedstat), quiet / while N more are "
+         "created", " / ".join(_loop(m) for m in (quiet, loaded))),
         (f"restart (SIGKILL) over {restart['connectors']} converged: metrics served as leader; "
          "every one confirmed; writes",
          f"{restart.get('seconds_to_serve_metrics', '?')} s; "

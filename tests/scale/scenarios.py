@@ -18,7 +18,7 @@ from tests.scale.harness import (
     connector_summary,
     deployment_summary,
 )
-from tests.scale.measure import by_key, per_object, spread, total
+from tests.scale.measure import by_key, per_object, scheduling, spread, total
 from tests.scale.profile import Profile
 from tests.scale.watcher import Watcher
 
@@ -245,6 +245,8 @@ def toggle(
     waiting: dict[str, Flip] = {}
     turn = deque(pool)
     next_at = time.monotonic()
+    assert h.process is not None
+    started, scheduled = time.monotonic(), scheduling(h.process.pid)
 
     def more() -> bool:
         counted = sum(f.counted for f in flips)
@@ -278,6 +280,12 @@ def toggle(
         next_at = max(next_at + 1 / rate, time.monotonic() - 1 / rate)  # no catching up
         time.sleep(max(0.0, next_at - time.monotonic()))
     watcher.wait(lambda: in_flight() == 0, 300, "the last flips done")
+    seconds, after = time.monotonic() - started, scheduling(h.process.pid)
+    # How long the operator's event loop was runnable but waited for a CPU, beside the time it
+    # ran: on a machine shared with the whole control plane, the part of a latency that is
+    # neither the operator's work nor the API server's.
+    loop = {"seconds": round(seconds, 1), "running_s": round(after.running - scheduled.running, 2),
+            "waiting_for_cpu_s": round(after.waiting - scheduled.waiting, 2)}  # fmt: skip
     acks: list[float] = []
     dones: list[float] = []
     # For scale: the annotate call's own round trip, one write to the same API server under
@@ -293,7 +301,7 @@ def toggle(
     return {
         "flips": len(flips), "flips_counted": len(acks), "rate_per_s": rate, "pool": len(pool),
         "acknowledged": spread(acks), "phase_reached": spread(dones),
-        "annotate_round_trip": spread(writes),
+        "annotate_round_trip": spread(writes), "operator_event_loop": loop,
     }  # fmt: skip
 
 

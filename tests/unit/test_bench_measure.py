@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from tests.scale.measure import AuditLog, by_key, per_object, percentile, requests_by, spread
+from tests.scale.measure import (
+    AuditLog,
+    by_key,
+    per_object,
+    percentile,
+    requests_by,
+    scheduling,
+    spread,
+)
 from tests.scale.report import markdown, targets
 
 USER = "system:serviceaccount:connector-operator-system:connector-operator"
@@ -203,3 +211,13 @@ def test_the_bench_sizes_the_controller_manager_unless_told_otherwise() -> None:
     told = bench_sizing(env, flags)
     assert (told.controller_manager_qps, told.controller_manager_burst) == (50.0, 100)
     assert told.scheduler_qps == 300.0
+
+
+def test_the_scheduler_statistics_of_a_process() -> None:
+    import os  # noqa: PLC0415 -- this test alone
+
+    before = scheduling(os.getpid())
+    sum(i * i for i in range(200_000))  # some CPU
+    after = scheduling(os.getpid())
+    assert after.running > before.running
+    assert after.waiting >= before.waiting >= 0
