@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
+from typing import TypeVar
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -66,25 +67,22 @@ WATCH_LAST_CONTACT = Gauge(
 )
 
 
+M = TypeVar("M", Counter, Gauge)
+
+
 @functools.cache
-def _writes(verb: str, resource: str) -> Counter:
-    return API_WRITES.labels(verb=verb, resource=resource)
+def series(metric: M, *labels: str) -> M:
+    """The child of `metric` with these label values, looked up once: on a path taken per
+    request or per watch event, a label lookup costs more than the bookkeeping it serves."""
+    return metric.labels(*labels)
 
 
 def write_sent(verb: str, resource: str) -> None:
-    """Counts one write (its series looked up once: a label lookup per request is a cost)."""
-    _writes(verb, resource).inc()
-
-
-@functools.cache
-def _watch_series(path: str, selector: str) -> Gauge:
-    return WATCH_LAST_CONTACT.labels(path=path, selector=selector)
+    series(API_WRITES, verb, resource).inc()
 
 
 def watch_contacted(path: str, selector: str) -> None:
-    """Sets the watch's last contact to now. Its series is looked up once: a label lookup per
-    watch event cost more than the rest of the event's bookkeeping."""
-    _watch_series(path, selector).set_to_current_time()
+    series(WATCH_LAST_CONTACT, path, selector).set_to_current_time()
 
 
 PHASE_TRANSITIONS = Counter(

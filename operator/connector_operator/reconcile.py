@@ -111,26 +111,24 @@ class Reconciler:
             await self._blocked(progress.body, "NameTaken", str(error))
         except VaultError as error:
             message = f"The vault refused or did not answer: {error}."
-            await self._blocked(progress.body, "VaultUnavailable", message, error)
+            await self._blocked(progress.body, "VaultUnavailable", message)
         except ApiError as error:
             # Refused for a reason that waiting alone may not fix (admission policy, quota):
             # the user sees it in status and events; the queue retries with backoff.
             message = f"The API server refused a write: {error}."
-            await self._blocked(progress.body, "ApplyFailed", message, error)
+            await self._blocked(progress.body, "ApplyFailed", message)
 
-    async def _blocked(
-        self, body: Mapping[str, Any], reason: str, message: str, error: Exception | None = None
-    ) -> NoReturn:
+    async def _blocked(self, body: Mapping[str, Any], reason: str, message: str) -> NoReturn:
         """Reports the Connector blocked (`body` as this pass left it: its own status write
         included), then retries with backoff. A report that races a change of the Connector
         is left to the pass that change causes."""
         try:
             await self._report_blocked(body, reason, message)
         except ConflictError:
-            raise Retry(f"{reason}: {error or message}", delay=0.2) from None
+            raise Retry(f"{reason}: {message}", delay=0.2) from None
         except (TransientError, ApiError) as failure:
-            raise Retry(f"{reason}: {error or message}; reporting it: {failure}") from None
-        raise Retry(f"{reason}: {error or message}")
+            raise Retry(f"{reason}: {message} Reporting it: {failure}") from None
+        raise Retry(f"{reason}: {message}")
 
     async def _gone(self, key: Key) -> None:
         """A deleted Connector: the garbage collector removes its children; its storage

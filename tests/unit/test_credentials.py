@@ -46,11 +46,17 @@ def test_a_token_file_is_read_again_after_a_minute(tmp_path: Path) -> None:
     assert header(auth) == {"Authorization": "Bearer second"}
 
 
-def test_a_401_makes_the_token_file_be_read_at_once(tmp_path: Path) -> None:
+def read_once(tmp_path: Path, first: str) -> tuple[Path, Authorizer]:
+    """A token file holding `first`, read once by a fresh Authorizer."""
     token = tmp_path / "token"
-    token.write_text("old")
+    token.write_text(first)
     auth = Authorizer(Endpoint("https://x", token_file=str(token)), clock=Clock())
     header(auth)
+    return token, auth
+
+
+def test_a_401_makes_the_token_file_be_read_at_once(tmp_path: Path) -> None:
+    token, auth = read_once(tmp_path, "old")
     token.write_text("new")
     assert auth.renewable
     auth.invalidate()
@@ -133,10 +139,7 @@ def test_an_exec_token_without_expiry_is_asked_again_after_a_401(tmp_path: Path)
 
 
 def test_many_refusals_of_one_token_renew_it_once(tmp_path: Path) -> None:
-    token = tmp_path / "token"
-    token.write_text("old")
-    auth = Authorizer(Endpoint("https://x", token_file=str(token)), clock=Clock())
-    header(auth)
+    token, auth = read_once(tmp_path, "old")
     token.write_text("new")
     auth.invalidate("old")  # the first request refused
     assert header(auth) == {"Authorization": "Bearer new"}

@@ -540,55 +540,56 @@ class TestUsersLane:
     """A user's change is taken before the passes that earlier changes set off (the fast lane
     of the Connectors just acted on), not only before the bulk."""
 
-    def test_a_users_change_runs_before_the_fast_lane_queued_ahead_of_it(self) -> None:
-        async def scenario() -> list[str]:
-            handler = recorder()
-            queue = WorkQueue(handler, workers=1, fast_workers=0)
-            queue.start()
-            try:
-                for i in range(3):
-                    queue.expedite(f"acted-{i}")  # earlier changes: in the fast lane for 30 s
-                await settle(queue)
-                handler.runs.clear()
-                gate = handler.gate["blocker"] = asyncio.Event()
-                queue.add("blocker")
-                await until(lambda: "blocker" in handler.running)
-                for i in range(3):
-                    queue.add(f"acted-{i}")  # the events their transitions cause
-                queue.add("bulk")
-                queue.expedite("new-change")
-                gate.set()
-                await settle(queue)
-            finally:
-                await queue.stop()
-            return [k for k, _ in handler.runs]
+    @staticmethod
+    async def _order(
+        acted: list[str],
+        held: str,
+        meanwhile: Callable[[WorkQueue[str]], None],
+        release: Callable[[Recorder], None] = lambda _: None,
+    ) -> list[str]:
+        """One worker and no fast one: `acted` are expedited and run, then `held` runs behind
+        a gate while `meanwhile` queues work; the order of what ran from `held` on."""
+        handler = recorder()
+        queue = WorkQueue(handler, workers=1, fast_workers=0)
+        queue.start()
+        try:
+            for key in acted:
+                queue.expedite(key)  # earlier changes: in the fast lane for 30 s
+            await settle(queue)
+            handler.runs.clear()
+            gate = handler.gate[held] = asyncio.Event()
+            queue.add(held)
+            await until(lambda: held in handler.running)
+            meanwhile(queue)
+            release(handler)
+            gate.set()
+            await settle(queue)
+        finally:
+            await queue.stop()
+        return [k for k, _ in handler.runs]
 
-        assert asyncio.run(scenario()) == [
-            "blocker", "new-change", "acted-0", "acted-1", "acted-2", "bulk"
-        ]  # fmt: skip
+    def test_a_users_change_runs_before_the_fast_lane_queued_ahead_of_it(self) -> None:
+        acted = [f"acted-{i}" for i in range(3)]
+
+        def meanwhile(queue: WorkQueue[str]) -> None:
+            for key in acted:
+                queue.add(key)  # the events their transitions cause
+            queue.add("bulk")
+            queue.expedite("new-change")
+
+        runs = asyncio.run(self._order(acted, "blocker", meanwhile))
+        assert runs == ["blocker", "new-change", *acted, "bulk"]
 
     def test_a_change_made_during_its_own_pass_runs_next(self) -> None:
-        async def scenario() -> list[str]:
-            handler = recorder()
-            queue = WorkQueue(handler, workers=1, fast_workers=0)
-            queue.start()
-            try:
-                queue.expedite("other")
-                await settle(queue)
-                handler.runs.clear()
-                gate = handler.gate["mine"] = asyncio.Event()
-                queue.add("mine")
-                await until(lambda: "mine" in handler.running)
-                queue.add("other")  # fast lane
-                queue.expedite("mine")  # the user acts while its pass runs
-                handler.gate.pop("mine")
-                gate.set()
-                await settle(queue)
-            finally:
-                await queue.stop()
-            return [k for k, _ in handler.runs]
+        def meanwhile(queue: WorkQueue[str]) -> None:
+            queue.add("other")  # fast lane
+            queue.expedite("mine")  # the user acts while its pass runs
 
-        assert asyncio.run(scenario()) == ["mine", "mine", "other"]
+        def ungate(handler: Recorder) -> None:
+            handler.gate.pop("mine")  # its next pass runs through
+
+        runs = asyncio.run(self._order(["other"], "mine", meanwhile, ungate))
+        assert runs == ["mine", "mine", "other"]
 
     def test_a_key_moved_ahead_still_runs_once(self) -> None:
         async def scenario() -> list[str]:
