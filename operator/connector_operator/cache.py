@@ -4,9 +4,10 @@ lists and watches, it never writes).
 
 What is held scales with the Connectors, not with the cluster: children are selected by the
 operator's label (and then proven by their controller ownerReference), pods and ReplicaSets are
-cut down to the few fields read, and the namespace's other Secrets are watched as metadata only,
-so a thousand unrelated Secrets cost a few hundred bytes each. A referenced Secret's data is
-read on demand by the reconcile path.
+watched as metadata only (the pods that have not ended only) and cut down to their ownership,
+and the namespace's other Secrets are watched as metadata only, so a thousand unrelated Secrets
+cost a few hundred bytes each. A referenced Secret's data is read on demand by the reconcile
+path.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from connector_operator.informer import (
 from connector_operator.models import ACTION_ANNOTATION, GROUP, PLURAL, VERSION, Action
 
 MANAGED = f"{resources.MANAGED_BY_LABEL}={resources.MANAGER}"
-TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
+# The pods the watch delivers: those that have not ended. One that ends leaves the selection,
+# which the watch reports as its deletion, so every pod held is a live one.
+LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 
 
 class WatchStalledError(RuntimeError):
@@ -42,19 +45,11 @@ class WatchStalledError(RuntimeError):
 
 
 def ownership_only(obj: Object) -> Object:
-    """What a ReplicaSet tells the operator: whose it is (the pods it owns are found through
-    it). Its pod template, a copy of the Deployment's, is not kept."""
+    """What a ReplicaSet or a live pod tells the operator: whose it is (a Deployment's pods are
+    found through its ReplicaSets)."""
     meta = obj.get("metadata", {})
     kept = ("name", "namespace", "uid", "resourceVersion", "labels", "ownerReferences")
     return {"metadata": {k: meta[k] for k in kept if k in meta}}
-
-
-def slim_pod(pod: Object) -> Object:
-    """What a pod tells the operator: whose it is and whether it has ended."""
-    return {
-        **ownership_only(pod),
-        "status": {"phase": (pod.get("status") or {}).get("phase")},
-    }
 
 
 def _version_only(secret: Object) -> Object:
@@ -106,7 +101,7 @@ class Cache:
         self.secrets = Store()  # the operator's own Secrets, data included
         self.secret_versions = Store(transform=_version_only)  # every Secret in scope
         self.replicasets = Store(transform=ownership_only)
-        self.pods = Store(transform=slim_pod)
+        self.pods = Store(transform=ownership_only)  # the live ones only: see LIVE_PODS
         self._uids: dict[str, Key] = {}  # Connector uid -> key
         self._names: dict[str, set[Key]] = defaultdict(set)  # Connector name -> keys
         self._references: dict[Key, Key] = {}  # Connector -> the Secret it references
@@ -128,7 +123,8 @@ class Cache:
              {"metadata_only": True, "page_size": SECRET_PAGE}),
             (apps, "replicasets", self.replicasets, self._on_labelled,
              {**labelled, "metadata_only": True}),
-            (core, "pods", self.pods, self._on_labelled, labelled),
+            (core, "pods", self.pods, self._on_labelled,
+             {**labelled, "metadata_only": True, "field_selector": LIVE_PODS}),
         ]  # fmt: skip
         if self._watch_ingresses:
             networking = "/apis/networking.k8s.io/v1"
@@ -224,7 +220,7 @@ class Cache:
         counts is decided by ownership when the Connector is reconciled. Only a Connector asked
         to stop is woken: its pass alone counts pods (Stopped once none is left); the others'
         follow their Deployments. An update that leaves what is kept of it as it was (a pod's
-        conditions, a ReplicaSet's status: most of their updates) asks for nothing."""
+        status, a ReplicaSet's: most of their updates) asks for nothing."""
         if old is not None and new is not None and same_but_version(old, new):
             return
         obj = new or old or {}
@@ -252,15 +248,13 @@ class Cache:
         return found
 
     def live_pods(self, deployment: Mapping[str, Any] | None) -> int:
-        """Pods of the Deployment's ReplicaSets that have not ended."""
+        """Pods of the Deployment's ReplicaSets that have not ended (the only pods held)."""
         if deployment is None:
             return 0
         uid = str(deployment["metadata"].get("uid"))
         return sum(
-            1
+            len(self.pods.owned_by(str(replicaset["metadata"].get("uid"))))
             for replicaset in self.replicasets.owned_by(uid)
-            for pod in self.pods.owned_by(str(replicaset["metadata"].get("uid")))
-            if pod["status"].get("phase") not in TERMINAL_POD_PHASES
         )
 
     def store_for(self, kind: str) -> Store:

@@ -237,6 +237,7 @@ class Informer:
     path: str  # e.g. /apis/apps/v1/namespaces/ns/deployments, or cluster-wide without namespaces
     on_change: OnChange
     label_selector: str | None = None
+    field_selector: str | None = None
     metadata_only: bool = False
     store: Store = field(default_factory=Store)
     page_size: int = 500
@@ -253,7 +254,8 @@ class Informer:
     _version: str | None = None
 
     def _query(self) -> list[tuple[str, str]]:
-        return [("labelSelector", self.label_selector)] if self.label_selector else []
+        selectors = (("labelSelector", self.label_selector), ("fieldSelector", self.field_selector))
+        return [(name, value) for name, value in selectors if value]
 
     async def list(self) -> None:
         """A paginated LIST that replaces the store; the watch resumes from its version."""

@@ -1,11 +1,11 @@
-"""What the caches keep of ReplicaSets and pods: ownership (and a pod's phase), nothing else."""
+"""What the caches keep of ReplicaSets and pods: their ownership, nothing else."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from connector_operator import states
-from connector_operator.cache import ownership_only, same_but_status, same_but_version, slim_pod
+from connector_operator.cache import ownership_only, same_but_status, same_but_version
 
 META = {
     "name": "connector-orders-5d9f", "namespace": "team-a", "uid": "u-rs",
@@ -30,24 +30,15 @@ def test_a_replicaset_is_kept_as_its_ownership() -> None:
     assert ownership_only(kept) == kept  # a cache transform must be idempotent
 
 
-def test_a_pod_keeps_its_phase_besides() -> None:
-    pod = {**replicaset(), "status": {"phase": "Running", "podIP": "10.0.0.9"}}
-    kept = slim_pod(pod)
-    assert kept["status"] == {"phase": "Running"}
-    assert kept["metadata"]["ownerReferences"] == META["ownerReferences"]
-    assert slim_pod(kept) == kept
-
-
 def test_only_the_resource_version_changed_is_same_but_version() -> None:
     meta = {"name": "p", "namespace": "ns", "uid": "u", "resourceVersion": "1"}
-    pod = slim_pod({"metadata": meta, "status": {"phase": "Pending"}})
-    conditions_changed = {**pod, "metadata": {**pod["metadata"], "resourceVersion": "2"}}
-    assert same_but_version(pod, conditions_changed)
-    running = {**conditions_changed, "status": {"phase": "Running"}}
-    assert not same_but_version(pod, running)
+    pod = ownership_only({"metadata": meta, "status": {"phase": "Pending"}})
+    status_changed = ownership_only({"metadata": {**meta, "resourceVersion": "2"},
+                                     "status": {"phase": "Running"}})  # fmt: skip
+    assert same_but_version(pod, status_changed)
     relabelled = {**pod, "metadata": {**pod["metadata"], "labels": {"a": "b"}}}
     assert not same_but_version(pod, relabelled)
-    assert not same_but_version(pod, {"metadata": pod["metadata"]})
+    assert not same_but_version(pod, {**pod, "spec": {}})
 
 
 def deployment(rv: str, available: int, progressing_time: str) -> dict[str, Any]:
@@ -105,17 +96,19 @@ def test_the_cache_wakes_a_connector_only_for_changes_its_reconcile_reads() -> N
     cache._on_child(touched, available)  # now available: Running is near
     assert woken == [("team-a", "orders")]
     woken.clear()
-    pod = slim_pod({"metadata": {**META, "labels": {"app.kubernetes.io/instance": "orders"}},
-                    "status": {"phase": "Pending"}})  # fmt: skip
+    pod = ownership_only({"metadata": {**META, "labels": {"app.kubernetes.io/instance": "orders"}}})
     newer = {**pod, "metadata": {**pod["metadata"], "resourceVersion": "43"}}
-    running = {**newer, "status": {"phase": "Running"}}
-    cache._on_labelled(newer, running)  # starting: its Deployment says when it runs
-    cache._on_labelled(running, None)
+    relabelled = {
+        **newer,
+        "metadata": {**newer["metadata"], "labels": {**newer["metadata"]["labels"], "x": "y"}},
+    }
+    cache._on_labelled(None, pod)  # starting: its Deployment says when it runs
+    cache._on_labelled(pod, None)
     assert woken == []
     stop = {"annotations": {"dataspace.dev/action": "stop"}, "resourceVersion": "2"}
     cache.connectors.upsert({**connector, "metadata": {**connector["metadata"], **stop}})
-    cache._on_labelled(pod, newer)  # conditions only: nothing kept changed
+    cache._on_labelled(pod, newer)  # its status only: nothing kept changed
     assert woken == []
-    cache._on_labelled(newer, running)  # asked to stop: its pods are counted
-    cache._on_labelled(running, None)
+    cache._on_labelled(newer, relabelled)  # asked to stop: its pods are counted
+    cache._on_labelled(relabelled, None)
     assert woken == [("team-a", "orders")] * 2
