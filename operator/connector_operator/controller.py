@@ -37,11 +37,12 @@ class Controller:
         rng: random.Random,
     ) -> None:
         self.kube, self.cfg, self.rng, self.folders = kube, cfg, rng, folders
-        # As many workers again for users' own changes as for the bulk: a pass acknowledging
-        # an action makes three writes in a row, and at a few actions a second under load one
-        # worker for them was not enough.
+        # As many workers again for users' own changes and the passes that follow them as for
+        # the bulk: a pass acknowledging an action makes three writes in a row, and at a few
+        # actions a second under load one worker for them was not enough. Two more take only
+        # a user's new change, so that it never waits for a pass of either kind to end.
         self.queue: WorkQueue[Key] = WorkQueue(
-            self._reconcile, workers=cfg.workers, fast_workers=cfg.workers
+            self._reconcile, workers=cfg.workers, fast_workers=cfg.workers, user_workers=2
         )
         ingresses = cfg.edc is not None and cfg.edc.ingress_class is not None
         self.cache = Cache(

@@ -8,8 +8,9 @@ its transition causes (its pods going, its ReplicaSet scaling) to be handled as 
 rest (new Connectors, resyncs, children's events) is bulk. A user's stop thus never waits
 behind a thousand Connectors being created, nor behind the passes that other users' earlier
 changes set off. Nor behind the passes already running: `fast_workers` more workers take only
-from the first two lanes, so one is free for a user's change even while every other is busy
-with bulk work (waiting on a busy API server, say)."""
+from the first two lanes, and `user_workers` more only from the first, so one is free for a
+user's change even while every other is busy (with bulk work, or with the passes that follow
+other users' changes, waiting on a busy API server, say)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from connector_operator import metrics
 K = TypeVar("K", bound=Hashable)
 log = logging.getLogger(__name__)
 USER, FAST, BULK = 0, 1, 2  # the lanes, in the order they are taken from
+LANES = (USER, FAST, BULK)
 
 
 class Retry(Exception):  # noqa: N818 -- a signal to the queue, not an error condition
@@ -44,13 +46,15 @@ class WorkQueue(Generic[K]):
     max_delay: float = 60.0
     expedite_seconds: float = 30.0
     fast_workers: int = 1
-    # A token per key queued (and, in `_fast_tokens`, per key put in the first two lanes): a
-    # worker woken takes the next key it may, or none when a fast worker took it first. So
-    # there are never fewer tokens than queued keys. The lanes hold keys in order, with stale
-    # entries (a key taken from another lane, or moved ahead after it was queued) skipped when
-    # reached.
-    _tokens: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(0))
-    _fast_tokens: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(0))
+    user_workers: int = 0
+    # Per lane, a token for each key that entered it or a lane before it: a worker that takes
+    # from the lanes up to that one waits on its tokens, and once woken takes the next key it
+    # may, or none when a worker of a nearer reach took it first. So no worker ever has fewer
+    # tokens than the keys it may take. The lanes hold keys in order, with stale entries (a
+    # key taken from another lane, or moved ahead after it was queued) skipped when reached.
+    _tokens: tuple[asyncio.Semaphore, ...] = field(
+        default_factory=lambda: tuple(asyncio.Semaphore(0) for _ in LANES)
+    )
     _lanes: tuple[deque[K], deque[K], deque[K]] = field(
         default_factory=lambda: (deque(), deque(), deque())
     )
@@ -64,12 +68,12 @@ class WorkQueue(Generic[K]):
     passes: int = 0  # reconcile passes ended, of any outcome
 
     def start(self) -> None:
+        reaches = ((BULK, "reconcile", self.workers), (FAST, "fast", self.fast_workers),
+                   (USER, "user", self.user_workers))  # fmt: skip
         self._tasks = [
-            asyncio.create_task(self._work(self._tokens, fast_only=False), name=f"reconcile-{i}")
-            for i in range(self.workers)
-        ] + [
-            asyncio.create_task(self._work(self._fast_tokens, fast_only=True), name=f"fast-{i}")
-            for i in range(self.fast_workers)
+            asyncio.create_task(self._work(reach), name=f"{name}-{i}")
+            for reach, name, count in reaches
+            for i in range(count)
         ]
 
     async def stop(self) -> None:
@@ -98,14 +102,12 @@ class WorkQueue(Generic[K]):
             # Queued again once the running pass ends, in the first lane asked for meanwhile.
             self._dirty[key] = min(lane, self._dirty.get(key, lane))
             return
-        queued = self._queued.get(key)
-        if queued is None:
-            self._tokens.release()
-        if queued is None or lane < queued:
+        queued = self._queued.get(key, len(LANES))
+        if lane < queued:
             self._queued[key] = lane
             self._lanes[lane].append(key)
-            if lane != BULK and (queued is None or queued == BULK):
-                self._fast_tokens.release()
+            for reach in range(lane, min(queued, len(LANES))):
+                self._tokens[reach].release()  # the workers of that reach may now take it
             metrics.QUEUE_DEPTH.set(len(self._queued))
 
     def _fast_lane(self, key: K) -> bool:
@@ -117,10 +119,10 @@ class WorkQueue(Generic[K]):
             return False
         return True
 
-    def _take(self, fast_only: bool) -> K | None:
-        """The next key, lane by lane (not from the bulk with `fast_only`); None when the
-        token was one whose key another worker took."""
-        for lane in (USER, FAST) if fast_only else (USER, FAST, BULK):
+    def _take(self, reach: int) -> K | None:
+        """The next key, lane by lane up to `reach`; None when the token was one whose key
+        another worker took."""
+        for lane in LANES[: reach + 1]:
             entries = self._lanes[lane]
             while entries:
                 key = entries.popleft()
@@ -155,10 +157,10 @@ class WorkQueue(Generic[K]):
     def idle(self) -> bool:
         return not self._queued and not self._active
 
-    async def _work(self, tokens: asyncio.Semaphore, fast_only: bool) -> None:
+    async def _work(self, reach: int) -> None:
         while True:
-            await tokens.acquire()
-            key = self._take(fast_only)
+            await self._tokens[reach].acquire()
+            key = self._take(reach)
             if key is None:
                 continue
             metrics.QUEUE_DEPTH.set(len(self._queued))

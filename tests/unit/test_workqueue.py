@@ -591,6 +591,34 @@ class TestUsersLane:
         runs = asyncio.run(self._order(["other"], "mine", meanwhile, ungate))
         assert runs == ["mine", "mine", "other"]
 
+    def test_a_users_change_runs_while_every_other_worker_is_busy_with_the_fast_lane(
+        self,
+    ) -> None:
+        async def scenario() -> list[str]:
+            handler = recorder()
+            queue = WorkQueue(handler, workers=1, fast_workers=1, user_workers=1)
+            busy = ["acted-0", "acted-1"]
+            gates = [handler.gate.setdefault(k, asyncio.Event()) for k in busy]
+            queue.start()
+            try:
+                for key in busy:
+                    queue.expedite(key)
+                await until(lambda: len(handler.running) == 2)  # both held by the fast lane
+                queue.expedite("stop-me")
+                await until(lambda: "stop-me" in [k for k, _ in handler.runs])
+                ran = [k for k, _ in handler.runs]
+                queue.add("bulk")
+                await asyncio.sleep(0.05)
+                assert "bulk" not in [k for k, _ in handler.runs]  # never the user's worker
+                for gate in gates:
+                    gate.set()
+                await settle(queue)
+            finally:
+                await queue.stop()
+            return ran
+
+        assert asyncio.run(scenario()) == ["acted-0", "acted-1", "stop-me"]
+
     def test_a_key_moved_ahead_still_runs_once(self) -> None:
         async def scenario() -> list[str]:
             handler = recorder()
