@@ -82,10 +82,10 @@ class Children:
                 # Deleted (and perhaps made anew) while this pass awaited the API server: a
                 # child written now would belong to a Connector that no longer exists.
                 raise Retry(f"{key[0]}/{key[1]} changed identity during the pass", delay=0.2)
-            applied = await self._write_child(desired, actual, why)
+            applied, rewritten = await self._write_child(desired, actual, why)
             failpoints.reach(f"after-apply:{kind}")
             self.cache.remember(store, applied)
-            tolerated[(kind, name)] = (stamp, frozenset(drift.differences(desired, applied)))
+            tolerated[(kind, name)] = (stamp, frozenset(rewritten))
             if why is drift.Why.REPAIR:
                 fields = ", ".join(drifted[:5]) + (" ..." if len(drifted) > 5 else "")
                 repairs.append(
@@ -125,8 +125,10 @@ class Children:
 
     async def _write_child(
         self, desired: dict[str, Any], actual: Mapping[str, Any] | None, why: drift.Why
-    ) -> dict[str, Any]:
-        """Server-side apply, then a merge patch for what apply could not make.
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Server-side apply, then a merge patch for what apply could not make. Returns the
+        object written and the paths where it still departs from `desired` (what the API
+        server rewrites, such as a normalized quantity).
 
         Apply keeps what another manager owns: a port or a Secret key added by hand, or a
         Service port whose number was changed by hand (to apply, someone else's port beside
@@ -140,9 +142,10 @@ class Children:
             if why is not drift.Why.REPAIR or error.status != 422:
                 raise
             log.info("apply could not repair %s: %s", desired["metadata"]["name"], error)
-        if applied is not None and not drift.differences(desired, applied):
-            return dict(applied)
-        return await self.kube.merge_patch(drift.repair_patch(desired, applied or actual or {}))
+        if applied is not None and not (rewritten := drift.differences(desired, applied)):
+            return dict(applied), rewritten
+        patched = await self.kube.merge_patch(drift.repair_patch(desired, applied or actual or {}))
+        return patched, drift.differences(desired, patched)
 
 
 def _predecessor(child: Mapping[str, Any], connector: Mapping[str, Any]) -> bool:
