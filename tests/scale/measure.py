@@ -3,6 +3,7 @@ verb and resource, and a process's memory and CPU time from /proc."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -56,6 +57,70 @@ def requests_by(lines: Iterable[str], user: str) -> Counter[tuple[str, str]]:
     return counts
 
 
+@dataclass(frozen=True)
+class Logged:
+    """One request as the audit log has it, its times by the API server's clock (epoch)."""
+
+    user: str
+    verb: str
+    resource: str  # with its subresource: connectors/status
+    namespace: str
+    name: str
+    completed: float  # the response sent
+
+
+def completed_requests(lines: Iterable[str]) -> list[Logged]:
+    """The requests whose response was sent (stage ResponseComplete), in the log's order."""
+    found = []
+    for line in lines:
+        entry = json.loads(line)
+        if entry.get("stage") != "ResponseComplete":
+            continue
+        ref = entry.get("objectRef") or {}
+        resource = ref.get("resource", "")
+        if ref.get("subresource"):
+            resource = f"{resource}/{ref['subresource']}"
+        found.append(Logged(
+            entry.get("user", {}).get("username", ""), entry["verb"], resource,
+            ref.get("namespace", ""), ref.get("name", ""), _epoch(entry["stageTimestamp"]),
+        ))  # fmt: skip
+    return found
+
+
+def _epoch(stamp: str) -> float:
+    """An audit timestamp (RFC 3339 with microseconds, UTC) as seconds since the epoch."""
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def stored_to_stored(
+    logged: Sequence[Logged], names: Sequence[str], namespace: str, operator: str
+) -> list[float | None]:
+    """For each of `names` in turn (a name repeats for its next patch), seconds from someone
+    else's patch of the Connector being stored to the operator's next status write of it being
+    stored, both by the API server's clock; None where either is not logged."""
+    patches: dict[str, list[float]] = {}
+    statuses: dict[str, list[float]] = {}
+    for r in logged:
+        if r.namespace != namespace or r.verb != "patch":
+            continue
+        if r.resource == "connectors" and r.user != operator:
+            patches.setdefault(r.name, []).append(r.completed)
+        elif r.resource == "connectors/status" and r.user == operator:
+            statuses.setdefault(r.name, []).append(r.completed)
+    taken: dict[str, int] = {}
+    delays: list[float | None] = []
+    for name in names:
+        index = taken.get(name, 0)
+        taken[name] = index + 1
+        mine = patches.get(name, [])
+        stored = mine[index] if index < len(mine) else None
+        answer = next(
+            (t for t in statuses.get(name, ()) if stored is not None and t >= stored), None
+        )
+        delays.append(None if stored is None or answer is None else answer - stored)
+    return delays
+
+
 @dataclass
 class AuditLog:
     """The audit log read from where the last reading ended: each `since_last` returns the
@@ -72,6 +137,14 @@ class AuditLog:
     inode: int | None = None
 
     def since_last(self) -> Counter[tuple[str, str]]:
+        return requests_by(self.lines_since_last(), self.user)
+
+    def skip(self) -> None:
+        """Reads from now on only what is logged after this."""
+        self.inode, self.offset = self.path.stat().st_ino, self.path.stat().st_size
+
+    def lines_since_last(self) -> list[str]:
+        """The entries logged since the last reading, of every user."""
         rest = b""  # of the renamed file, which ends with a whole line
         inode = self.path.stat().st_ino
         if self.inode is not None and inode != self.inode:
@@ -81,7 +154,7 @@ class AuditLog:
         data = rest + _read_from(self.path, self.offset)
         complete = data.rfind(b"\n") + 1  # a line still being written waits for next time
         self.offset += max(0, complete - len(rest))
-        return requests_by(data[:complete].decode().splitlines(), self.user)
+        return data[:complete].decode().splitlines()
 
     def _rotated(self, inode: int) -> Path:
         for candidate in self.path.parent.glob(f"{self.path.stem}-*{self.path.suffix}"):

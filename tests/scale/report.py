@@ -133,6 +133,11 @@ def markdown(r: Mapping[str, Any]) -> str:
          "quiet / while N more are created",
          " / ".join(_spread(m["annotate_round_trip"]) if "annotate_round_trip" in m else "?"
                     for m in (quiet, loaded))),
+        ("the same acknowledgement by the API server's clock (its audit log): the annotation "
+         "stored to the acknowledging status stored, without the watches that carry them, quiet "
+         "/ while N more are created",
+         " / ".join(_spread(m["acknowledged_by_server_clock"])
+                    if "acknowledged_by_server_clock" in m else "?" for m in (quiet, loaded))),
         ("for scale, the operator's event loop (its main thread) during the flips: running / "
          "runnable but waiting for a CPU (the kernel's schedstat), quiet / while N more are "
          "created", " / ".join(_loop(m) for m in (quiet, loaded))),

@@ -18,7 +18,16 @@ from tests.scale.harness import (
     connector_summary,
     deployment_summary,
 )
-from tests.scale.measure import by_key, per_object, scheduling, spread, total
+from tests.scale.measure import (
+    AuditLog,
+    by_key,
+    completed_requests,
+    per_object,
+    scheduling,
+    spread,
+    stored_to_stored,
+    total,
+)
 from tests.scale.profile import Profile
 from tests.scale.watcher import Watcher
 
@@ -247,6 +256,8 @@ def toggle(
     next_at = time.monotonic()
     assert h.process is not None
     started, scheduled = time.monotonic(), scheduling(h.process.pid)
+    audit = AuditLog(h.audit.path, h.audit.user)
+    audit.skip()
 
     def more() -> bool:
         counted = sum(f.counted for f in flips)
@@ -286,6 +297,13 @@ def toggle(
     # neither the operator's work nor the API server's.
     loop = {"seconds": round(seconds, 1), "running_s": round(after.running - scheduled.running, 2),
             "waiting_for_cpu_s": round(after.waiting - scheduled.waiting, 2)}  # fmt: skip
+    time.sleep(2)  # the audit log's last entries written
+    # By the API server's clock: the annotation stored to the acknowledging status stored,
+    # the operator's share of an acknowledgement without either watch that shows it.
+    stored = stored_to_stored(
+        completed_requests(audit.lines_since_last()), [f.name for f in flips], ns, h.audit.user
+    )
+    acks_stored = [d for f, d in zip(flips, stored, strict=True) if f.counted and d is not None]
     acks: list[float] = []
     dones: list[float] = []
     # For scale: the annotate call's own round trip, one write to the same API server under
@@ -302,6 +320,7 @@ def toggle(
         "flips": len(flips), "flips_counted": len(acks), "rate_per_s": rate, "pool": len(pool),
         "acknowledged": spread(acks), "phase_reached": spread(dones),
         "annotate_round_trip": spread(writes), "operator_event_loop": loop,
+        "acknowledged_by_server_clock": spread(acks_stored),
     }  # fmt: skip
 
 

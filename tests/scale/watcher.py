@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kubernetes import watch
+from urllib3.exceptions import ProtocolError
 
 Summary = Callable[[dict[str, Any]], str | None]
+WATCH_SECONDS = 300
 
 
 class Watcher:
@@ -29,6 +31,7 @@ class Watcher:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._watch = watch.Watch()  # type: ignore[no-untyped-call]
 
     def start(self) -> Watcher:
         self._thread.start()
@@ -38,17 +41,22 @@ class Watcher:
 
     def stop(self) -> None:
         self._stop.set()
+        self._watch.stop()  # type: ignore[no-untyped-call]  # shuts the socket: the read returns
         self._thread.join(10)
 
     def _run(self) -> None:
         version = None
         while not self._stop.is_set():
-            stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
-                self.list_call, timeout_seconds=5, allow_watch_bookmarks=True,
+            # One long request, not one every few seconds: an event that comes while the
+            # watch is being opened again waits for it, and that would be counted against
+            # the latencies measured.
+            self._watch = watch.Watch()  # type: ignore[no-untyped-call]
+            stream = self._watch.stream(  # type: ignore[no-untyped-call]
+                self.list_call, timeout_seconds=WATCH_SECONDS, allow_watch_bookmarks=True,
                 resource_version=version, **self.list_args,
             )  # fmt: skip
             self._ready.set()
-            for event in stream:
+            for event in _until_shut(stream):
                 if event["type"] == "ERROR":  # a version too old: list again
                     version = None
                     break
@@ -113,3 +121,11 @@ class Watcher:
                 for seen in self.first.values()
                 if any(matches(s) for s in seen)
             ]
+
+
+def _until_shut(stream: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The events until `stop` shuts the socket down (the read then fails)."""
+    try:
+        yield from stream
+    except (ProtocolError, OSError, ValueError):
+        return

@@ -13,11 +13,13 @@ import pytest
 from tests.scale.measure import (
     AuditLog,
     by_key,
+    completed_requests,
     per_object,
     percentile,
     requests_by,
     scheduling,
     spread,
+    stored_to_stored,
 )
 from tests.scale.report import markdown, targets
 
@@ -221,3 +223,26 @@ def test_the_scheduler_statistics_of_a_process() -> None:
     after = scheduling(os.getpid())
     assert after.running > before.running
     assert after.waiting >= before.waiting >= 0
+
+
+def test_an_acknowledgement_by_the_servers_clock_pairs_each_patch_with_the_next_status() -> None:
+    def logged(user: str, resource: str, name: str, second: float) -> str:
+        return json.dumps({
+            "auditID": f"{name}-{second}", "stage": "ResponseComplete", "verb": "patch",
+            "user": {"username": user},
+            "objectRef": {"resource": resource.split("/", maxsplit=1)[0], "namespace": "ns",
+                          "name": name, **({"subresource": "status"} if "/" in resource else {})},
+            "stageTimestamp": f"2026-12-04T10:00:{second:09.6f}Z",
+        })  # fmt: skip
+
+    lines = [
+        logged("admin", "connectors", "a", 1.0),
+        logged(USER, "connectors/status", "a", 1.25),  # a's first acknowledgement
+        logged("admin", "connectors", "b", 2.0),
+        logged(USER, "connectors/status", "a", 2.5),  # a's phase reached: not b's
+        logged("admin", "connectors", "a", 3.0),
+        logged(USER, "connectors/status", "b", 3.5),
+        logged("admin", "connectors", "c", 4.0),  # never answered
+    ]
+    found = stored_to_stored(completed_requests(lines), ["a", "b", "a", "c", "d"], "ns", USER)
+    assert [None if d is None else round(d, 3) for d in found] == [0.25, 1.5, None, None, None]
