@@ -87,7 +87,7 @@ class Controller:
                 f"the caches were not filled within {PRIME_TIMEOUT:.0f}s (still listing "
                 f"{', '.join(waiting)}; see the warnings above): giving up the lead"
             ) from None
-        memory.settle()  # what the lists brought in stays: later collections skip it
+        memory.settle()  # once: what the start and the lists brought in, later passes skip
         self.queue.start()
         self._resync = asyncio.create_task(self._resync_forever(), name="resync")
         self._release = asyncio.create_task(self._release_memory(), name="release memory")
@@ -136,14 +136,12 @@ class Controller:
     async def _release_memory(self) -> None:
         """Once the queue has drained after a busy spell, the memory freed meanwhile goes back
         to the system: a burst parses thousands of watch events, whose pages the allocator
-        would otherwise keep for the rest of the process's life. What is still held is set
-        aside from the collector's next full passes (`memory.settle`)."""
+        would otherwise keep for the rest of the process's life."""
         released_at = 0
         while True:
             await asyncio.sleep(RELEASE_PERIOD)
             if self.queue.idle() and self.queue.passes != released_at:
                 released_at = self.queue.passes
-                memory.settle()
                 memory.release()
 
     async def check(self, grace: float) -> dict[str, int]:

@@ -34,14 +34,13 @@ def release() -> None:
 
 
 def settle() -> None:
-    """At a quiet moment (the caches just filled, the queue drained after a busy spell): one
-    full collection, then everything still alive set aside (`gc.freeze`), so that until the
-    next quiet moment the collector's full passes walk only what was made since.
+    """Once the operator has started and its caches are filled: one full collection, then
+    everything still alive set aside (`gc.freeze`), so that the collector's later full passes
+    walk only what was made since, not the modules, schemas and first listings of a start.
 
-    A full pass over the caches of thousands of Connectors stopped the event loop for up to a
-    quarter of a second on a busy machine, and anything waiting (a user's stop) waited with it.
-    What was set aside is taken back (`gc.unfreeze`) before the next full collection, so a
-    cycle that became garbage meanwhile is still freed."""
-    gc.unfreeze()
+    Done once, not at every quiet moment: a full collection of everything costs tens of
+    milliseconds of CPU, and on a busy machine a user's stop that came meanwhile waited for it.
+    What is set aside is still freed by its reference count (a cache entry replaced), but a
+    cycle in it that dies later is never collected: a bounded cost, as this happens once."""
     gc.collect()
     gc.freeze()
