@@ -112,3 +112,35 @@ def test_the_cache_wakes_a_connector_only_for_changes_its_reconcile_reads() -> N
     cache._on_labelled(newer, relabelled)  # asked to stop: its pods are counted
     cache._on_labelled(relabelled, None)
     assert woken == [("team-a", "orders")] * 2
+
+
+def test_every_pod_held_is_a_live_one_and_one_that_ends_leaves_the_count() -> None:
+    """The pods are watched as metadata, only those not ended (a field selector): a pod that
+    ends leaves the watch as a deletion, which a Connector asked to stop is woken for."""
+    from connector_operator.cache import LIVE_PODS, Cache  # noqa: PLC0415
+
+    woken: list[tuple[str, str]] = []
+    cache = Cache(NoApi(), ("team-a",), woken.append, lambda _: None)
+    pods = next(i for i in cache.informers if i.path.endswith("/pods"))
+    replicasets = next(i for i in cache.informers if i.path.endswith("/replicasets"))
+    assert pods.field_selector == LIVE_PODS == "status.phase!=Succeeded,status.phase!=Failed"
+    assert pods.metadata_only and replicasets.metadata_only
+    stop = {"annotations": {"dataspace.dev/action": "stop"}}
+    named = {"name": "orders", "namespace": "team-a", "uid": "u-conn", "resourceVersion": "1"}
+    cache.connectors.upsert({"metadata": {**named, **stop}})
+    labels = {"app.kubernetes.io/instance": "orders"}
+
+    def meta(name: str, uid: str, owner: str, rv: str) -> dict[str, Any]:
+        owners = [{"uid": owner, "controller": True}]
+        return {"name": name, "namespace": "team-a", "uid": uid, "resourceVersion": rv,
+                "labels": labels, "ownerReferences": owners}  # fmt: skip
+
+    deployment_ = {"metadata": {"name": "connector-orders", "namespace": "team-a", "uid": "u-dep"}}
+    replicasets._take({"type": "ADDED", "object": {"metadata": meta("rs", "u-rs", "u-dep", "2")}})
+    for n in ("p1", "p2"):
+        pods._take({"type": "ADDED", "object": {"metadata": meta(n, f"u-{n}", "u-rs", "3")}})
+    assert cache.live_pods(deployment_) == 2
+    woken.clear()
+    pods._take({"type": "DELETED", "object": {"metadata": meta("p1", "u-p1", "u-rs", "4")}})
+    assert cache.live_pods(deployment_) == 1
+    assert woken == [("team-a", "orders")]

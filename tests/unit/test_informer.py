@@ -176,12 +176,15 @@ class TestInformer:
     def test_lists_page_by_page_then_watches_from_the_list_version(self) -> None:
         api = FakeApi(pages=[([obj("a", 1)], True), ([obj("b", 2)], False)])
         seen, on_change = recording()
-        informer = Informer(api, "/p", on_change, label_selector="x=y", page_size=1)
+        informer = Informer(
+            api, "/p", on_change, label_selector="x=y", field_selector="a!=b", page_size=1
+        )
         run(informer, api, until_requests=3)
         (_, first, _), (_, second, _), (_, watch, _) = api.requests[:3]
         assert first["limit"] == "1" and "continue" not in first
         assert second["continue"] == "token-1"
         assert first["labelSelector"] == "x=y" == watch["labelSelector"]
+        assert first["fieldSelector"] == "a!=b" == watch["fieldSelector"]
         assert watch["resourceVersion"] == "100" and watch["allowWatchBookmarks"] == "true"
         assert seen == [(None, "a"), (None, "b")]
         assert informer.synced.is_set()
