@@ -71,7 +71,8 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     """What the report states of how it was measured (the control plane's sizing is added)."""
     return {
         "operator": "generic profile (CONNECTOR_OPERATOR_PROFILE=generic), 4 workers (the "
-        "default) and the fast lane's own, log level WARNING, its ServiceAccount's token "
+        "default), 4 more for the first two lanes and 2 for users' new changes, log level "
+        "WARNING, its ServiceAccount's token "
         "(deploy/rbac.yaml), its runtime dependencies only (as in its image)",
         "flips": f"{args.toggles} quiet, {args.toggle_rate:g}/s over {scenarios.FLIP_POOL} "
         "Running Connectors",

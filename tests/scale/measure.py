@@ -70,11 +70,13 @@ class Logged:
 
 
 def completed_requests(lines: Iterable[str]) -> list[Logged]:
-    """The requests whose response was sent (stage ResponseComplete), in the log's order."""
+    """The requests that succeeded (stage ResponseComplete, a 2xx answer: a write refused, a
+    conflict say, stored nothing), in the log's order."""
     found = []
     for line in lines:
         entry = json.loads(line)
-        if entry.get("stage") != "ResponseComplete":
+        code = (entry.get("responseStatus") or {}).get("code", 0)
+        if entry.get("stage") != "ResponseComplete" or not 200 <= code < 300:
             continue
         ref = entry.get("objectRef") or {}
         resource = ref.get("resource", "")
@@ -114,9 +116,8 @@ def stored_to_stored(
         taken[name] = index + 1
         mine = patches.get(name, [])
         stored = mine[index] if index < len(mine) else None
-        answer = next(
-            (t for t in statuses.get(name, ()) if stored is not None and t >= stored), None
-        )
+        later = [t for t in statuses.get(name, ()) if stored is not None and t >= stored]
+        answer = min(later, default=None)
         delays.append(None if stored is None or answer is None else answer - stored)
     return delays
 

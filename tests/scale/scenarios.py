@@ -297,13 +297,6 @@ def toggle(
     # neither the operator's work nor the API server's.
     loop = {"seconds": round(seconds, 1), "running_s": round(after.running - scheduled.running, 2),
             "waiting_for_cpu_s": round(after.waiting - scheduled.waiting, 2)}  # fmt: skip
-    time.sleep(2)  # the audit log's last entries written
-    # By the API server's clock: the annotation stored to the acknowledging status stored,
-    # the operator's share of an acknowledgement without either watch that shows it.
-    stored = stored_to_stored(
-        completed_requests(audit.lines_since_last()), [f.name for f in flips], ns, h.audit.user
-    )
-    acks_stored = [d for f, d in zip(flips, stored, strict=True) if f.counted and d is not None]
     acks: list[float] = []
     dones: list[float] = []
     # For scale: the annotate call's own round trip, one write to the same API server under
@@ -320,8 +313,22 @@ def toggle(
         "flips": len(flips), "flips_counted": len(acks), "rate_per_s": rate, "pool": len(pool),
         "acknowledged": spread(acks), "phase_reached": spread(dones),
         "annotate_round_trip": spread(writes), "operator_event_loop": loop,
-        "acknowledged_by_server_clock": spread(acks_stored),
+        "acknowledged_by_server_clock": _acknowledged_stored(audit, flips, ns, h.audit.user),
     }  # fmt: skip
+
+
+def _acknowledged_stored(
+    audit: AuditLog, flips: list[Flip], ns: str, operator: str
+) -> dict[str, float | int]:
+    """By the API server's clock (its audit log): each counted flip's annotation stored to
+    the acknowledging status stored, the operator's share of an acknowledgement without either
+    watch that shows it; how many could not be paired (an entry not written yet, say)."""
+    time.sleep(2)  # the log's last entries written
+    logged = completed_requests(audit.lines_since_last())
+    stored = stored_to_stored(logged, [f.name for f in flips], ns, operator)
+    paired = [d for f, d in zip(flips, stored, strict=True) if f.counted]
+    found = [d for d in paired if d is not None]
+    return {**spread(found), "unpaired": len(paired) - len(found)}
 
 
 def _busy(busy: tuple[Watcher, int]) -> bool:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from kubernetes import watch
+from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ProtocolError
 
 Summary = Callable[[dict[str, Any]], str | None]
@@ -40,9 +41,13 @@ class Watcher:
         return self
 
     def stop(self) -> None:
+        """Ends the watch: its socket shut down, so that the blocked read returns (asked again
+        until the thread ends, as a request still being opened is not shut by the first)."""
         self._stop.set()
-        self._watch.stop()  # type: ignore[no-untyped-call]  # shuts the socket: the read returns
-        self._thread.join(10)
+        deadline = time.monotonic() + 10
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self._watch.stop()  # type: ignore[no-untyped-call]
+            self._thread.join(0.2)
 
     def _run(self) -> None:
         version = None
@@ -124,8 +129,14 @@ class Watcher:
 
 
 def _until_shut(stream: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """The events until `stop` shuts the socket down (the read then fails)."""
+    """The events until `stop` shuts the socket down (the read then fails). A version too old
+    (410), which the client raises rather than passes on, is an ERROR event as without a
+    timeout."""
     try:
         yield from stream
+    except ApiException as error:
+        if error.status != 410:
+            raise
+        yield {"type": "ERROR", "object": {"code": 410}}
     except (ProtocolError, OSError, ValueError):
         return

@@ -226,9 +226,10 @@ def test_the_scheduler_statistics_of_a_process() -> None:
 
 
 def test_an_acknowledgement_by_the_servers_clock_pairs_each_patch_with_the_next_status() -> None:
-    def logged(user: str, resource: str, name: str, second: float) -> str:
+    def logged(user: str, resource: str, name: str, second: float, code: int = 200) -> str:
         return json.dumps({
             "auditID": f"{name}-{second}", "stage": "ResponseComplete", "verb": "patch",
+            "responseStatus": {"code": code},
             "user": {"username": user},
             "objectRef": {"resource": resource.split("/", maxsplit=1)[0], "namespace": "ns",
                           "name": name, **({"subresource": "status"} if "/" in resource else {})},
@@ -237,6 +238,7 @@ def test_an_acknowledgement_by_the_servers_clock_pairs_each_patch_with_the_next_
 
     lines = [
         logged("admin", "connectors", "a", 1.0),
+        logged(USER, "connectors/status", "a", 1.1, code=409),  # from before: refused
         logged(USER, "connectors/status", "a", 1.25),  # a's first acknowledgement
         logged("admin", "connectors", "b", 2.0),
         logged(USER, "connectors/status", "a", 2.5),  # a's phase reached: not b's
