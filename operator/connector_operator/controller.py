@@ -40,7 +40,8 @@ class Controller:
         # As many workers again for users' own changes and the passes that follow them as for
         # the bulk: a pass acknowledging an action makes three writes in a row, and at a few
         # actions a second under load one worker for them was not enough. Two more take only
-        # a user's new change, so that it never waits for a pass of either kind to end.
+        # users' new changes, so that one does not wait for a pass of either kind to end
+        # (unless two others are being handled at that moment).
         self.queue: WorkQueue[Key] = WorkQueue(
             self._reconcile, workers=cfg.workers, fast_workers=cfg.workers, user_workers=2
         )

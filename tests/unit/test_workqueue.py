@@ -603,7 +603,7 @@ class TestUsersLane:
             try:
                 for key in busy:
                     queue.expedite(key)
-                await until(lambda: len(handler.running) == 2)  # both held by the fast lane
+                await until(lambda: len(handler.running) == 2)  # the other workers held
                 queue.expedite("stop-me")
                 await until(lambda: "stop-me" in [k for k, _ in handler.runs])
                 ran = [k for k, _ in handler.runs]
