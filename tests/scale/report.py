@@ -46,13 +46,14 @@ number here fails a build.
   and requests from the audit log); stop/start flips at a steady rate over 20 Running
   Connectors (one flipped again only once its last flip is done), from the annotate call's
   return to the status acknowledging the action (phase Stopping/Starting or the action field)
-  and to the phase reached, seen by a watch, quiet and while N more Connectors are applied
-  (only flips sent while those were still coming up count), with the time the operator's
-  event loop ran and the time it was runnable but waited for a CPU meanwhile (the kernel's
-  schedstat of its main thread); then the operator killed
-  (SIGKILL) and started over all 2N: the time until it has confirmed each (its
-  `reconciles_total{{result="ok"}}` at 2N and its queue empty, not its port opening) and the
-  writes it made (audit log).
+  and to the phase reached, seen by a watch (one request held open), quiet and while N more
+  Connectors are applied (only flips sent while those were still coming up count); the same
+  acknowledgement by the API server's clock (its audit log: the annotation's patch stored to
+  the operator's next successful status write stored); the time the operator's event loop ran
+  and the time it was runnable but waited for a CPU meanwhile (the kernel's schedstat of its
+  main thread); then the operator killed (SIGKILL) and started over all 2N: the time until
+  it has confirmed each (its `reconciles_total{{result="ok"}}` at 2N and its queue empty, not
+  its port opening) and the writes it made (audit log).
 
 """
 
