@@ -55,9 +55,7 @@ class WorkQueue(Generic[K]):
     _tokens: tuple[asyncio.Semaphore, ...] = field(
         default_factory=lambda: tuple(asyncio.Semaphore(0) for _ in LANES)
     )
-    _lanes: tuple[deque[K], deque[K], deque[K]] = field(
-        default_factory=lambda: (deque(), deque(), deque())
-    )
+    _lanes: tuple[deque[K], ...] = field(default_factory=lambda: tuple(deque() for _ in LANES))
     _queued: dict[K, int] = field(default_factory=dict)  # key -> its lane (USER, FAST, BULK)
     _expedited: dict[K, float] = field(default_factory=dict)  # key -> until (loop time)
     _active: set[K] = field(default_factory=set)

@@ -142,7 +142,8 @@ class AuditLog:
 
     def skip(self) -> None:
         """Reads from now on only what is logged after this."""
-        self.inode, self.offset = self.path.stat().st_ino, self.path.stat().st_size
+        now = self.path.stat()
+        self.inode, self.offset = now.st_ino, now.st_size
 
     def lines_since_last(self) -> list[str]:
         """The entries logged since the last reading, of every user."""
