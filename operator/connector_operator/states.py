@@ -273,11 +273,7 @@ def _start_while_failed(previous: ConnectorStatus) -> Plan:
 
 
 def _stop(previous: ConnectorStatus, desired_hash: str, observed: Observed) -> Plan:
-    # Stopped only once the scale-down is seen as well as its effect: with no pod yet (one
-    # refused by a quota, say) the status counts none while the Deployment still asks for one.
-    gone = observed.pods == 0 and all(
-        d is None or d.replicas == d.spec_replicas == 0 for d in observed.deployments.values()
-    )
+    gone = observed.pods == 0 and all(map(_scaled_down, observed.deployments.values()))
     phase = Phase.STOPPED if gone else Phase.STOPPING
     message = PHASE_MESSAGES[phase]
     conditions = (
@@ -402,6 +398,19 @@ def _held_for_storage(
         action=record,
         message=message,
         applied_hash=previous.config_hash,
+    )
+
+
+def _scaled_down(deployment: DeploymentState | None) -> bool:
+    """Whether a Deployment is absent or seen scaled down: it asks for no pod, its controller
+    has acted on that (a status not yet updated counts the pods of a version it never saw:
+    after an API server restart, a Deployment made again counts none for tens of seconds),
+    and it counts none. With no pod yet (one refused by a quota, say) the status counts none
+    while the Deployment still asks for one."""
+    return deployment is None or (
+        deployment.spec_replicas == 0
+        and deployment.observed_generation >= deployment.generation
+        and deployment.replicas == 0
     )
 
 

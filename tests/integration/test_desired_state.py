@@ -365,3 +365,42 @@ def test_children_left_by_a_deleted_connector_of_the_same_name_are_taken_over(
     kept = connectors.deployment("again")
     assert kept is not None and kept.metadata.uid == left.metadata.uid, "taken over, not remade"
     assert owners() == {uid}
+
+
+@pytest.mark.skipif(BACKEND != "local", reason="pauses the local control plane's controllers")
+def test_stopped_waits_for_the_deployments_controller_to_see_the_scale_down(
+    operator: Operator, connectors: Connectors, cluster: Cluster
+) -> None:
+    """A Connector made and stopped while the Deployment controller does not act (paused
+    here; lagging after an API server restart, it did so for tens of seconds): its Deployment
+    counts no pod only because nothing has looked at it yet, so it stays Stopping until the
+    controller has seen the scale-down, and is Stopped then."""
+    assert cluster.plane is not None
+    manager = cluster.plane.components["kube-controller-manager"].process
+    assert manager is not None
+    os.kill(manager.pid, signal.SIGSTOP)
+    try:
+        connectors.apply(connector("unseen"))
+        eventually(lambda: connectors.deployment("unseen"), what="the Deployment to be made")
+        connectors.annotate("unseen", "stop")
+        eventually(
+            lambda: connectors.status("unseen").get("phase") == "Stopping",
+            what="the stop to be acknowledged",
+        )
+
+        def scaled_down() -> bool:
+            made = connectors.deployment("unseen")
+            return made is not None and made.spec.replicas == 0
+
+        eventually(scaled_down, what="the stop to be written to the Deployment")
+        # Another pass meanwhile (a change of the Connector's metadata causes one).
+        connectors.kubectl("annotate", "connector/unseen", "example.com/note=again")
+        settle(3)
+        assert connectors.status("unseen")["phase"] == "Stopping", (
+            "Stopped before the Deployment's controller saw the scale-down"
+        )
+    finally:
+        os.kill(manager.pid, signal.SIGCONT)
+    connectors.wait_phase("unseen", "Stopped", timeout=120)
+    seen = connectors.deployment("unseen")
+    assert seen is not None and seen.status.observed_generation == seen.metadata.generation

@@ -4,7 +4,7 @@ kstatus conditions and events each pass produces, and the status it stores."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -665,6 +665,19 @@ def test_stopped_only_once_the_deployment_asks_for_no_pod() -> None:
     assert decide(stored(R), "stop", H, refused).phase == SG
     scaled = Observed(deployment(H, spec_replicas=0, replicas=0, updated=0, available=0), pods=0)
     assert decide(stored(SG), "stop", H, scaled).phase == SD
+
+
+def test_stopped_only_once_the_deployments_controller_has_seen_the_scale_down() -> None:
+    # A Deployment made while the control plane lagged (after an API server restart) and
+    # scaled down at once: its status counts no pod because its controller has not acted on
+    # any version yet; it may still make the pod of the first one.
+    unseen = deployment(
+        H, spec_replicas=0, replicas=0, updated=0, available=0, generation=2,
+        observed_generation=0,
+    )  # fmt: skip
+    assert decide(stored(SG), "stop", H, Observed(unseen, pods=0)).phase == SG
+    seen = replace(unseen, observed_generation=2)
+    assert decide(stored(SG), "stop", H, Observed(seen, pods=0)).phase == SD
 
 
 def test_a_missing_secret_does_not_lift_a_failure() -> None:
