@@ -415,10 +415,40 @@ def _wait_phases(
             break
         time.sleep(2)
     shown = "\n  ".join(f"{n}: {p}, wants {want[n]}" for n, p in sorted(behind.items())[:20])
+    workloads = "\n".join(_workload(connectors, n) for n in sorted(behind)[:5])
     raise AssertionError(
         f"timed out after {SETTLE_TIMEOUT:.0f}s waiting for {what}: {len(behind)} of "
-        f"{len(want)} are not there yet:\n  {shown}"
+        f"{len(want)} are not there yet:\n  {shown}\nwhat runs for the first of them:\n{workloads}"
     )
+
+
+def _workload(connectors: Connectors, name: str) -> str:
+    """The Deployments, ReplicaSets and pods of a Connector, as `kubectl get` shows them, with
+    their owners (uid prefixes): what a user looks at when a Connector does not settle."""
+    lines = [f"  {name}:"]
+    for kind in ("deployments", "replicasets", "pods"):
+        try:
+            listed = connectors.kubectl(
+                "get", kind, "-l", f"{INSTANCE}={name}", "-o", "json", check=False
+            )
+            items = json.loads(listed or "{}").get("items") or []
+        except json.JSONDecodeError:
+            items = []
+        for item in items:
+            meta, spec, status = item["metadata"], item.get("spec") or {}, item.get("status") or {}
+            owned = meta.get("ownerReferences") or []
+            owners = ",".join(f"{o['kind']}/{o['uid'][:8]}" for o in owned)
+            shown = (
+                status.get("phase")
+                if kind == "pods"
+                else {k: v for k, v in status.items() if k != "conditions"}
+            )
+            lines.append(
+                f"    {kind[:-1]} {meta['name']} uid {meta['uid'][:8]} owners {owners or '-'}"
+                f" generation {meta.get('generation')} deleting {meta.get('deletionTimestamp')}"
+                f" replicas {spec.get('replicas')} node {spec.get('nodeName')} status {shown}"
+            )
+    return "\n".join(lines)
 
 
 def _settle(fleet: Fleet, connectors: Connectors, replicas: Replicas) -> dict[str, str]:
