@@ -9,6 +9,7 @@ import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,6 +118,35 @@ def test_s3_every_reason_from_a_real_failure(s3: tuple[Moto, Keys], tmp_path: Pa
         assert down.reason is Reason.ENDPOINT_UNREACHABLE, down
     finally:
         server.start()
+
+
+def test_a_restarted_moto_gives_back_each_key_though_a_request_came_between_seed_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The harness's promise that the tests' keys survive a restart of Moto, also when another
+    request (an operator's storage check, in the suite) draws from Moto's random generator
+    between the seed and the key: here one does, once, after the first seed of the restart."""
+    with moto_support.running(tmp_path) as server:
+        server.create_bucket("kept", REGION)
+        reader = server.create_user("reader", write=False)
+        server.enable_auth()
+        server.stop()
+        seeds: list[str] = []
+        call = server._moto_api
+
+        def seed_then_draw(method: str, path: str, *args: Any, **kwargs: Any) -> str:
+            answer = call(method, path, *args, **kwargs)
+            if path.startswith("seed"):
+                seeds.append(path)
+                if len(seeds) == 1:  # an IAM user's id is drawn from the seeded generator
+                    server.client("iam").create_user(UserName="interloper")
+            return answer
+
+        monkeypatch.setattr(server, "_moto_api", seed_then_draw)
+        server.start()
+        assert len(seeds) > len(server.users), f"the drawn key was not made again: {seeds}"
+        kept = S3Target("kept", REGION, server.endpoint, read=reader, write=reader)
+        assert s3_check(kept, write=False).reason is Reason.REACHABLE, "the key works again"
 
 
 def test_concurrent_s3_checks_over_one_client_each_sign_with_their_own_pair(

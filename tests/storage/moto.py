@@ -14,8 +14,10 @@
 Moto keeps everything in memory, so `start` after `stop` gives a fresh Moto the state this
 object made (buckets, users, policies, keys, revocations, auth), but not objects written since.
 A key is made again with the same id and secret by seeding Moto's random generator (the
-documented POST /moto-api/seed) before each CreateAccessKey; a replay that does not yield the
-recorded key id raises MotoError rather than hand out a key that does not work.
+documented POST /moto-api/seed) before each CreateAccessKey. A request served in between (a
+storage check of the operator) draws from that generator too: the key made is then deleted and
+the seed sent again, and a replay that never yields the recorded key id raises MotoError rather
+than hand out a key that does not work.
 
 Moto ignores an access key's status: a key set Inactive by UpdateAccessKey still signs requests
 that Moto accepts. Deleting the key is what Moto honours (as InvalidAccessKeyId), hence `revoke`.
@@ -51,6 +53,7 @@ from tests import peer  # noqa: E402 -- after the path above
 ADMIN = "moto-admin"
 IAM_REGION = "us-east-1"
 PORT_TAKEN = "Address already in use"
+REMAKE_ATTEMPTS = 10  # a key made again after a restart, before giving up
 # Moto checks HeadBucket against the non-AWS action s3:HeadBucket, not s3:ListBucket.
 READ_ACTIONS = ("s3:ListBucket", "s3:GetObject", "s3:GetBucketLocation", "s3:HeadBucket")
 WRITE_ACTIONS = ("s3:PutObject", "s3:DeleteObject")
@@ -180,18 +183,31 @@ class Moto:
         users = list(self.users.values())
         self.users.clear()
         for user in users:
-            made = self._make_user(user.name, user.policy, user.seed)
-            if made.access_key_id != user.access_key_id:
-                raise MotoError(
-                    f"Moto made key {made.access_key_id} for {user.name} on restart, not "
-                    f"{user.access_key_id}: its random generator was used between seed and key"
-                )
+            self._remake_user(user)
             if user.revoked:
                 self.revoke(user.access_key_id)
         for name, region in list(self.buckets.items()):
             self.create_bucket(name, region)
         if self.auth:
             self.enable_auth()
+
+    def _remake_user(self, user: User, attempts: int = REMAKE_ATTEMPTS) -> None:
+        """The user again, with the key it had. A request served between the seed and the
+        key (a storage check of the operator, say) draws from Moto's random generator and
+        makes another key: that key is deleted and the seed sent again."""
+        made = self._make_user(user.name, user.policy, user.seed)
+        iam = self.client("iam")
+        for _ in range(attempts - 1):
+            if made.access_key_id == user.access_key_id:
+                break
+            iam.delete_access_key(UserName=user.name, AccessKeyId=made.access_key_id)
+            self._make_key(iam, made)
+        if made.access_key_id != user.access_key_id:
+            raise MotoError(
+                f"Moto made key {made.access_key_id} for {user.name} on restart, not "
+                f"{user.access_key_id}: its random generator was used between seed and key "
+                f"in each of {attempts} attempts"
+            )
 
     # -- Moto's own API and the AWS APIs -------------------------------------------------------
     def _moto_api(
