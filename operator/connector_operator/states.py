@@ -273,7 +273,12 @@ def _start_while_failed(previous: ConnectorStatus) -> Plan:
 
 
 def _stop(previous: ConnectorStatus, desired_hash: str, observed: Observed) -> Plan:
-    gone = observed.pods == 0 and all(map(_scaled_down, observed.deployments.values()))
+    # Once Stopped, every version written asks for no pod (an edit stores its configuration):
+    # one its controller has not acted on yet cannot make one, and the phase stays.
+    stopped = previous.phase is Phase.STOPPED
+    gone = observed.pods == 0 and all(
+        _scaled_down(d, acted_on=not stopped) for d in observed.deployments.values()
+    )
     phase = Phase.STOPPED if gone else Phase.STOPPING
     message = PHASE_MESSAGES[phase]
     conditions = (
@@ -401,16 +406,15 @@ def _held_for_storage(
     )
 
 
-def _scaled_down(deployment: DeploymentState | None) -> bool:
-    """Whether a Deployment is absent or seen scaled down: it asks for no pod, its controller
-    has acted on that (a status not yet updated counts the pods of a version it never saw:
-    after an API server restart, a Deployment made again counts none for tens of seconds),
-    and it counts none. With no pod yet (one refused by a quota, say) the status counts none
-    while the Deployment still asks for one."""
+def _scaled_down(deployment: DeploymentState | None, *, acted_on: bool) -> bool:
+    """Whether a Deployment is absent, or asks for no pod and counts none, with (`acted_on`)
+    its controller having acted on the version that asks for none (observedGeneration). A
+    status counts no pod both before the controller has looked at the Deployment and when a
+    pod is refused (a quota, say), while the Deployment may still make one."""
     return deployment is None or (
         deployment.spec_replicas == 0
-        and deployment.observed_generation >= deployment.generation
         and deployment.replicas == 0
+        and (not acted_on or deployment.observed_generation >= deployment.generation)
     )
 
 

@@ -680,6 +680,16 @@ def test_stopped_only_once_the_deployments_controller_has_seen_the_scale_down() 
     assert decide(stored(SG), "stop", H, Observed(seen, pods=0)).phase == SD
 
 
+def test_an_edit_while_stopped_stays_stopped_before_the_controller_acts() -> None:
+    # Once Stopped, a new template (an edit) raises the Deployment's generation; every version
+    # asks for no pod, so the phase does not wait for the controller.
+    edited = deployment(
+        H, spec_replicas=0, replicas=0, updated=0, available=0, generation=3,
+        observed_generation=2,
+    )  # fmt: skip
+    assert decide(stored(SD), "stop", H, Observed(edited, pods=0)).phase == SD
+
+
 def test_a_missing_secret_does_not_lift_a_failure() -> None:
     plan = decide(failed_by_request(), "start", H, blocked())
 
