@@ -415,7 +415,10 @@ def _wait_phases(
             break
         time.sleep(2)
     shown = "\n  ".join(f"{n}: {p}, wants {want[n]}" for n, p in sorted(behind.items())[:20])
-    workloads = "\n".join(_workload(connectors, n) for n in sorted(behind)[:5])
+    try:
+        workloads = "\n".join(_workload(connectors, n) for n in sorted(behind)[:5])
+    except Exception as error:  # a diagnosis never hides the failure itself
+        workloads = f"  (could not be described: {error!r})"
     raise AssertionError(
         f"timed out after {SETTLE_TIMEOUT:.0f}s waiting for {what}: {len(behind)} of "
         f"{len(want)} are not there yet:\n  {shown}\nwhat runs for the first of them:\n{workloads}"
@@ -423,32 +426,50 @@ def _wait_phases(
 
 
 def _workload(connectors: Connectors, name: str) -> str:
-    """The Deployments, ReplicaSets and pods of a Connector, as `kubectl get` shows them, with
-    their owners (uid prefixes): what a user looks at when a Connector does not settle."""
+    """The Deployments, ReplicaSets and pods of a Connector, with their owners (uid prefixes),
+    generations and deletions: what a user looks at when a Connector does not settle."""
+    selector, ns = f"{INSTANCE}={name}", connectors.namespace
+    listings: dict[str, Callable[[], list[Any]]] = {
+        "deployment": lambda: (
+            connectors.apps.list_namespaced_deployment(
+                ns, label_selector=selector, _request_timeout=10
+            ).items
+        ),
+        "replicaset": lambda: (
+            connectors.apps.list_namespaced_replica_set(
+                ns, label_selector=selector, _request_timeout=10
+            ).items
+        ),
+        "pod": lambda: (
+            connectors.core.list_namespaced_pod(
+                ns, label_selector=selector, _request_timeout=10
+            ).items
+        ),
+    }
     lines = [f"  {name}:"]
-    for kind in ("deployments", "replicasets", "pods"):
+    for kind, listing in listings.items():
         try:
-            listed = connectors.kubectl(
-                "get", kind, "-l", f"{INSTANCE}={name}", "-o", "json", check=False
-            )
-            items = json.loads(listed or "{}").get("items") or []
-        except json.JSONDecodeError:
-            items = []
-        for item in items:
-            meta, spec, status = item["metadata"], item.get("spec") or {}, item.get("status") or {}
-            owned = meta.get("ownerReferences") or []
-            owners = ",".join(f"{o['kind']}/{o['uid'][:8]}" for o in owned)
-            shown = (
-                status.get("phase")
-                if kind == "pods"
-                else {k: v for k, v in status.items() if k != "conditions"}
-            )
-            lines.append(
-                f"    {kind[:-1]} {meta['name']} uid {meta['uid'][:8]} owners {owners or '-'}"
-                f" generation {meta.get('generation')} deleting {meta.get('deletionTimestamp')}"
-                f" replicas {spec.get('replicas')} node {spec.get('nodeName')} status {shown}"
-            )
+            items = listing()
+        except (client.ApiException, urllib3.exceptions.HTTPError) as error:
+            lines.append(f"    {kind}s could not be listed: {error}")
+            continue
+        lines.extend(f"    {kind} {_described(item)}" for item in items)
     return "\n".join(lines)
+
+
+def _described(item: Any) -> str:
+    meta, spec, status = item.metadata, item.spec, item.status
+    owners = ",".join(f"{o.kind}/{o.uid[:8]}" for o in meta.owner_references or [])
+    counts = (
+        f"phase {status.phase} node {spec.node_name}"
+        if isinstance(item, client.V1Pod)
+        else f"replicas {spec.replicas}, status {status.replicas} of generation "
+        f"{status.observed_generation}"
+    )
+    return (
+        f"{meta.name} uid {meta.uid[:8]} owners {owners or '-'} generation {meta.generation}"
+        f" deleting {meta.deletion_timestamp}: {counts}"
+    )
 
 
 def _settle(fleet: Fleet, connectors: Connectors, replicas: Replicas) -> dict[str, str]:
