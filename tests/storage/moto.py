@@ -16,8 +16,8 @@ object made (buckets, users, policies, keys, revocations, auth), but not objects
 A key is made again with the same id and secret by seeding Moto's random generator (the
 documented POST /moto-api/seed) before each CreateAccessKey. A request served in between (a
 storage check of the operator) draws from that generator too: the key made is then deleted and
-the seed sent again, and a replay that never yields the recorded key id raises MotoError rather
-than hand out a key that does not work.
+the seed sent again, up to REMAKE_ATTEMPTS times; then MotoError, rather than hand out a key
+that does not work.
 
 Moto ignores an access key's status: a key set Inactive by UpdateAccessKey still signs requests
 that Moto accepts. Deleting the key is what Moto honours (as InvalidAccessKeyId), hence `revoke`.
@@ -191,22 +191,25 @@ class Moto:
         if self.auth:
             self.enable_auth()
 
-    def _remake_user(self, user: User, attempts: int = REMAKE_ATTEMPTS) -> None:
-        """The user again, with the key it had. A request served between the seed and the
-        key (a storage check of the operator, say) draws from Moto's random generator and
-        makes another key: that key is deleted and the seed sent again."""
+    def _remake_user(self, user: User) -> None:
+        """The user again, with the key it had."""
         made = self._make_user(user.name, user.policy, user.seed)
-        iam = self.client("iam")
-        for _ in range(attempts - 1):
-            if made.access_key_id == user.access_key_id:
-                break
-            iam.delete_access_key(UserName=user.name, AccessKeyId=made.access_key_id)
-            self._make_key(iam, made)
-        if made.access_key_id != user.access_key_id:
+        self._make_recorded_key(self.client("iam"), made, user.access_key_id)
+
+    def _make_recorded_key(self, iam: Any, user: User, recorded: str) -> None:
+        """Gives `user` its key `recorded` again (the one its seed made). A request served
+        between the seed and the key (a storage check of the operator, say) draws from Moto's
+        random generator and makes another key: that key is deleted and the seed sent again."""
+        for _ in range(REMAKE_ATTEMPTS):
+            if user.access_key_id == recorded:
+                return
+            if user.access_key_id:
+                iam.delete_access_key(UserName=user.name, AccessKeyId=user.access_key_id)
+            self._make_key(iam, user)
+        if user.access_key_id != recorded:
             raise MotoError(
-                f"Moto made key {made.access_key_id} for {user.name} on restart, not "
-                f"{user.access_key_id}: its random generator was used between seed and key "
-                f"in each of {attempts} attempts"
+                f"Moto made key {user.access_key_id} for {user.name}, not {recorded}: its "
+                f"random generator was used between seed and key in {REMAKE_ATTEMPTS} attempts"
             )
 
     # -- Moto's own API and the AWS APIs -------------------------------------------------------
@@ -305,12 +308,8 @@ class Moto:
         user = self._user_of(access_key_id)
         if not user.revoked:
             return
-        self._make_key(self.client("iam"), user)
-        if user.access_key_id != access_key_id:
-            raise MotoError(
-                f"Moto made key {user.access_key_id} for {user.name}, not {access_key_id}: its "
-                "random generator was used between seed and key (a concurrent request)"
-            )
+        user.access_key_id = ""  # deleted: nothing of it to delete again
+        self._make_recorded_key(self.client("iam"), user, access_key_id)
         user.revoked = False
 
 
