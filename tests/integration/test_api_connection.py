@@ -135,8 +135,21 @@ class ConnectProxy:
             async with server:
                 await server.serve_forever()
 
-        with contextlib.suppress(asyncio.CancelledError):
-            self.loop.run_until_complete(main())
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                self.loop.run_until_complete(main())
+        finally:
+            # The tunnels still open end here, in their loop: left to the garbage collector,
+            # they would close their sockets on a closed loop, in whichever test runs then.
+            left = asyncio.all_tasks(self.loop)
+            for task in left:
+                task.cancel()
+
+            async def ended() -> None:
+                await asyncio.gather(*left, return_exceptions=True)
+
+            self.loop.run_until_complete(ended())
+            self.loop.close()
 
     async def _tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode()
@@ -160,7 +173,9 @@ class ConnectProxy:
             finally:
                 dst.close()
 
-        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+        # Cancelled when the proxy stops: a tunnel's end, not its failure.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
 
     def stop(self) -> None:
         for task in asyncio.all_tasks(self.loop):
