@@ -429,27 +429,15 @@ def _workload(connectors: Connectors, name: str) -> str:
     """The Deployments, ReplicaSets and pods of a Connector, with their owners (uid prefixes),
     generations and deletions: what a user looks at when a Connector does not settle."""
     selector, ns = f"{INSTANCE}={name}", connectors.namespace
-    listings: dict[str, Callable[[], list[Any]]] = {
-        "deployment": lambda: (
-            connectors.apps.list_namespaced_deployment(
-                ns, label_selector=selector, _request_timeout=10
-            ).items
-        ),
-        "replicaset": lambda: (
-            connectors.apps.list_namespaced_replica_set(
-                ns, label_selector=selector, _request_timeout=10
-            ).items
-        ),
-        "pod": lambda: (
-            connectors.core.list_namespaced_pod(
-                ns, label_selector=selector, _request_timeout=10
-            ).items
-        ),
+    listings: dict[str, Callable[..., Any]] = {
+        "deployment": connectors.apps.list_namespaced_deployment,
+        "replicaset": connectors.apps.list_namespaced_replica_set,
+        "pod": connectors.core.list_namespaced_pod,
     }
     lines = [f"  {name}:"]
     for kind, listing in listings.items():
         try:
-            items = listing()
+            items = listing(ns, label_selector=selector, _request_timeout=10).items
         except (client.ApiException, urllib3.exceptions.HTTPError) as error:
             lines.append(f"    {kind}s could not be listed: {error}")
             continue

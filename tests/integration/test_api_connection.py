@@ -135,21 +135,14 @@ class ConnectProxy:
             async with server:
                 await server.serve_forever()
 
-        try:
-            with contextlib.suppress(asyncio.CancelledError):
-                self.loop.run_until_complete(main())
-        finally:
-            # The tunnels still open end here, in their loop: left to the garbage collector,
-            # they would close their sockets on a closed loop, in whichever test runs then.
-            left = asyncio.all_tasks(self.loop)
-            for task in left:
-                task.cancel()
-
-            async def ended() -> None:
-                await asyncio.gather(*left, return_exceptions=True)
-
-            self.loop.run_until_complete(ended())
-            self.loop.close()
+        # The Runner ends the tunnels still open in their own loop, then closes it: left to
+        # the garbage collector, they would close their sockets on a closed loop, in whichever
+        # test runs then.
+        with (
+            asyncio.Runner(loop_factory=lambda: self.loop) as runner,
+            contextlib.suppress(asyncio.CancelledError),
+        ):
+            runner.run(main())
 
     async def _tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode()

@@ -372,9 +372,9 @@ def test_stopped_waits_for_the_deployments_controller_to_see_the_scale_down(
     operator: Operator, connectors: Connectors, cluster: Cluster
 ) -> None:
     """A Connector made and stopped while the Deployment controller does not act (paused
-    here; lagging after an API server restart, it did so for tens of seconds): its Deployment
-    counts no pod only because nothing has looked at it yet, so it stays Stopping until the
-    controller has seen the scale-down, and is Stopped then."""
+    here; it may lag so after an API server restart): its Deployment counts no pod only
+    because nothing has looked at it yet, so it stays Stopping until the controller has seen
+    the scale-down, and is Stopped then."""
     assert cluster.plane is not None
     manager = cluster.plane.components["kube-controller-manager"].process
     assert manager is not None

@@ -4,7 +4,7 @@ kstatus conditions and events each pass produces, and the status it stores."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -667,27 +667,29 @@ def test_stopped_only_once_the_deployment_asks_for_no_pod() -> None:
     assert decide(stored(SG), "stop", H, scaled).phase == SD
 
 
+def scaled_to_zero(generation: int, observed_generation: int) -> Observed:
+    """A Deployment asking for no pod and counting none, its controller at a version."""
+    return Observed(
+        deployment(
+            H, spec_replicas=0, replicas=0, updated=0, available=0, generation=generation,
+            observed_generation=observed_generation,
+        ),
+        pods=0,
+    )  # fmt: skip
+
+
 def test_stopped_only_once_the_deployments_controller_has_seen_the_scale_down() -> None:
     # A Deployment made while the control plane lagged (after an API server restart) and
     # scaled down at once: its status counts no pod because its controller has not acted on
     # any version yet; it may still make the pod of the first one.
-    unseen = deployment(
-        H, spec_replicas=0, replicas=0, updated=0, available=0, generation=2,
-        observed_generation=0,
-    )  # fmt: skip
-    assert decide(stored(SG), "stop", H, Observed(unseen, pods=0)).phase == SG
-    seen = replace(unseen, observed_generation=2)
-    assert decide(stored(SG), "stop", H, Observed(seen, pods=0)).phase == SD
+    assert decide(stored(SG), "stop", H, scaled_to_zero(2, 0)).phase == SG
+    assert decide(stored(SG), "stop", H, scaled_to_zero(2, 2)).phase == SD
 
 
 def test_an_edit_while_stopped_stays_stopped_before_the_controller_acts() -> None:
     # Once Stopped, a new template (an edit) raises the Deployment's generation; every version
     # asks for no pod, so the phase does not wait for the controller.
-    edited = deployment(
-        H, spec_replicas=0, replicas=0, updated=0, available=0, generation=3,
-        observed_generation=2,
-    )  # fmt: skip
-    assert decide(stored(SD), "stop", H, Observed(edited, pods=0)).phase == SD
+    assert decide(stored(SD), "stop", H, scaled_to_zero(3, 2)).phase == SD
 
 
 def test_a_missing_secret_does_not_lift_a_failure() -> None:
