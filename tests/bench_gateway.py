@@ -88,9 +88,10 @@ class GatewayBench:
             "CONNECTOR_GATEWAY_PREFIX": "/api/v1",
             "CONNECTOR_GATEWAY_LOG_LEVEL": "WARNING",
         }
+        # A process group, not a session (Linux's autogroup): see Harness.start_operator.
         self.process = subprocess.Popen(
             [runtime_python(), "-m", "connector_operator", "gateway"], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -84,9 +84,10 @@ class StorageBench:
         }
         log = Path(tempfile.gettempdir()) / f"bench-storage-operator-{mode}.log"
         with log.open("wb") as out:  # read it when a step times out
+            # A process group, not a session (Linux's autogroup): see Harness.start_operator.
             self.process = subprocess.Popen(
                 [runtime_python(), "-m", "connector_operator"], env=env,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                stdout=out, stderr=subprocess.STDOUT, process_group=0,
             )  # fmt: skip
         self._wait(lambda: self.metrics() is not None, 60)
         return self.process.pid
