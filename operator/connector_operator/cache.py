@@ -200,13 +200,13 @@ class Cache:
 
     def _on_child(self, old: Object | None, new: Object | None) -> None:
         """A Deployment, Service or Secret: its controller, if a known Connector, reconciles.
-        Not for a Deployment's status update that leaves what the reconcile reads of it as it
-        was (its conditions' times, the counts on the way to a rollout): most of them."""
+        Not for a Deployment's status update that changes no decision (`deciding_facts`: its
+        conditions' times, the counts on the way to a rollout): most of them."""
         if (
             old is not None
             and new is not None
             and same_but_status(old, new)
-            and states.summarize_deployment(old) == states.summarize_deployment(new)
+            and _deciding(old) == _deciding(new)
         ):
             return
         for obj in (old, new):
@@ -311,6 +311,10 @@ def _contact(path: str, selector: str) -> None:
 
 def _error(path: str, selector: str) -> None:
     metrics.WATCH_ERRORS.labels(path=path, selector=selector).inc()
+
+
+def _deciding(deployment: Object) -> tuple[object, ...] | None:
+    return states.deciding_facts(states.summarize_deployment(deployment))
 
 
 def _phase(connector: Mapping[str, Any]) -> str:

@@ -419,13 +419,36 @@ def _scaled_down(deployment: DeploymentState | None, *, acted_on: bool) -> bool:
 
 
 def _running(deployment: DeploymentState, desired_hash: str) -> bool:
+    return deployment.config_hash == desired_hash and _rolled_out(deployment)
+
+
+def _rolled_out(deployment: DeploymentState) -> bool:
+    """One pod of the Deployment's current version, available, its controller caught up."""
     return (
-        deployment.config_hash == desired_hash
-        and deployment.spec_replicas == 1
+        deployment.spec_replicas == 1
         and deployment.observed_generation >= deployment.generation
         and deployment.replicas == 1
         and deployment.updated_replicas == 1
         and deployment.available_replicas == 1
+    )
+
+
+def deciding_facts(deployment: DeploymentState | None) -> tuple[object, ...] | None:
+    """What `decide` and `replicas` read of a Deployment, and nothing more: its replicas
+    asked for, its configuration, its failure, and the answers of `_rolled_out`,
+    `_scaled_down` (both ways) and `_ready`. A status update that leaves these as they were
+    (a rollout's intermediate counts, a condition's time: most of them) changes no decision,
+    so it need not cost the Connector a pass."""
+    if deployment is None:
+        return None
+    return (
+        deployment.spec_replicas,
+        deployment.config_hash,
+        deployment.failure,
+        _rolled_out(deployment),
+        _scaled_down(deployment, acted_on=False),
+        _scaled_down(deployment, acted_on=True),
+        deployment.available_replicas >= 1,
     )
 
 

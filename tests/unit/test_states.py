@@ -3,6 +3,8 @@ kstatus conditions and events each pass produces, and the status it stores."""
 
 from __future__ import annotations
 
+import itertools
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +18,9 @@ from connector_operator.states import (
     DeploymentState,
     Intent,
     Plan,
+    deciding_facts,
     next_status,
+    replicas,
     summarize_deployment,
 )
 from connector_operator.states import Observed as PlanesObserved
@@ -1180,3 +1184,52 @@ class TestNextStatus:
             )
             == status
         )
+
+
+# -- which Deployment status updates wake a Connector ---------------------------------------------
+def every_deployment() -> Iterator[DeploymentState]:
+    """Deployments of each shape the decisions tell apart, and more: counts, generations,
+    failures and configurations in every combination."""
+    failure = ("ProgressDeadlineExceeded", STUCK_MESSAGE)
+    for hash_, spec, count, updated, available, seen, failed in itertools.product(
+        (H, OLD), (0, 1), (0, 1, 2), (0, 1), (0, 1, 2), (1, 2), (None, failure)
+    ):
+        yield deployment(
+            hash_, spec_replicas=spec, replicas=count, updated=updated, available=available,
+            observed_generation=seen, failure=failed,
+        )  # fmt: skip
+
+
+def test_deployments_with_the_same_deciding_facts_get_the_same_decisions() -> None:
+    """The cache skips a Deployment's status update that keeps its `deciding_facts`: for every
+    status stored before, action and pod count, such Deployments must be decided alike."""
+    groups: dict[object, list[DeploymentState]] = defaultdict(list)
+    for d in every_deployment():
+        groups[deciding_facts(d)].append(d)
+    assert len(groups) > 10  # the facts do tell Deployments apart
+    previous = [stored(phase) for phase in (None, *Phase)] + [stored(Phase.RUNNING, OLD)]
+    for members in groups.values():
+        first, *rest = members
+        for status, requested, pods in itertools.product(
+            previous, (None, "start", "stop", "fail"), (0, 1)
+        ):
+            expected = decide(status, requested, H, Observed(first, pods))
+            for other in rest:
+                assert decide(status, requested, H, Observed(other, pods)) == expected, other
+        for intent in Intent:
+            observed = [PlanesObserved({"gate": d, PLANE: d}, 1, None) for d in members]
+            answers = [
+                replicas(intent, ("gate", PLANE), {PLANE: "gate"}, o, {"gate": H, PLANE: H})
+                for o in observed
+            ]
+            assert all(a == answers[0] for a in answers), members
+
+
+def test_a_rollouts_intermediate_counts_wake_no_connector_and_its_end_does() -> None:
+    made = deployment(H, replicas=0, updated=0, available=0, observed_generation=1)
+    seen = deployment(H, replicas=0, updated=0, available=0)
+    counted = deployment(H, available=0)
+    assert deciding_facts(made) == deciding_facts(seen) == deciding_facts(counted)
+    assert deciding_facts(deployment(H)) != deciding_facts(counted)
+    stopping = deployment(H, spec_replicas=0, generation=3)
+    assert deciding_facts(deployment(H, spec_replicas=0, replicas=0)) != deciding_facts(stopping)
