@@ -44,6 +44,12 @@ class WatchStalledError(RuntimeError):
     """The watch stopped delivering changes that the API server has."""
 
 
+# What a workload controller keeps on the objects it manages for itself: the Deployment
+# controller's revision, set on a Deployment once it has made its first ReplicaSet (one update
+# per Connector made). No decision or repair of the operator reads it.
+BOOKKEEPING = frozenset({"deployment.kubernetes.io/revision"})
+
+
 def ownership_only(obj: Object) -> Object:
     """What a ReplicaSet or a live pod tells the operator: whose it is (a Deployment's pods are
     found through its ReplicaSets)."""
@@ -332,19 +338,32 @@ def same_but_version(old: Object, new: Object) -> bool:
 
 
 def same_but_status(old: Object, new: Object) -> bool:
-    """Whether two versions of an object differ in their status and resourceVersion alone."""
-    return _same_except(old, new, "metadata", "status")
+    """Whether two versions of an object differ in their status, resourceVersion and their
+    controller's bookkeeping (`BOOKKEEPING`) alone."""
+    return _same_except(old, new, "metadata", "status", bookkeeping=BOOKKEEPING)
 
 
-def _same_except(old: Object, new: Object, *skipped: str) -> bool:
+def _same_except(
+    old: Object, new: Object, *skipped: str, bookkeeping: frozenset[str] = frozenset()
+) -> bool:
     if old.keys() != new.keys():
         return False
     before, after = old.get("metadata") or {}, new.get("metadata") or {}
-    if before.keys() != after.keys():
+    if not all(old[k] == new[k] for k in old if k not in skipped):
         return False
-    return all(old[k] == new[k] for k in old if k not in skipped) and all(
-        before[k] == after[k] for k in before if k != "resourceVersion"
+    if before.keys() - {"annotations"} != after.keys() - {"annotations"}:
+        return False
+    return all(
+        before[k] == after[k] for k in before if k not in ("resourceVersion", "annotations")
+    ) and _without(before.get("annotations"), bookkeeping) == _without(
+        after.get("annotations"), bookkeeping
     )
+
+
+def _without(annotations: Mapping[str, str] | None, keys: frozenset[str]) -> Mapping[str, str]:
+    if not annotations or not keys.intersection(annotations):
+        return annotations or {}
+    return {k: v for k, v in annotations.items() if k not in keys}
 
 
 def users_change(old: Object | None, new: Object) -> bool:

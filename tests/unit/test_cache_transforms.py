@@ -62,6 +62,23 @@ def test_a_deployments_status_update_counts_only_if_the_reconcile_reads_it() -> 
     assert not same_but_status(first, scaled)  # a spec change: drift, or a scale
 
 
+def annotated(obj: dict[str, Any], rv: str, **annotations: str) -> dict[str, Any]:
+    meta = obj["metadata"]
+    merged = {**meta.get("annotations", {}), **annotations}
+    return {**obj, "metadata": {**meta, "resourceVersion": rv, "annotations": merged}}
+
+
+def test_the_deployment_controllers_revision_is_its_bookkeeping_not_a_change() -> None:
+    revision = "deployment.kubernetes.io/revision"
+    made = deployment("1", 0, "12:00:00")
+    counted = annotated(deployment("2", 0, "12:00:01"), "2", **{revision: "1"})
+    assert same_but_status(made, counted)  # its first ReplicaSet made: no Connector woken
+    labelled = annotated(counted, "3", owner="team-a")
+    assert not same_but_status(counted, labelled)  # anyone else's annotation still counts
+    assert not same_but_status(labelled, annotated(labelled, "4", owner="team-b"))
+    assert not same_but_version(made, annotated(made, "5", **{revision: "1"}))
+
+
 class NoApi:
     """The cache's client, never called here: the stores are filled by hand."""
 
