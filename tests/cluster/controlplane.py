@@ -167,16 +167,24 @@ def binaries(build: bool = True) -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
+_GIVEN: set[int] = set()  # the ports this process has handed out
+
+
 def free_port() -> int:
     """A port that is free now, below Linux's ephemeral range (32768 and up), where outgoing
-    connections (the components' own among them) would otherwise take it before we bind."""
+    connections (the components' own among them) would otherwise take it before we bind.
+    Never one this process handed out before: two asked for in a row (an operator's metrics
+    and health ports) are often not bound yet when the second is chosen."""
     for _ in range(200):
         port = random.randint(20000, 32000)  # noqa: S311 -- spreading ports, not a secret
+        if port in _GIVEN:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _GIVEN.add(port)
             return port
     raise ControlPlaneError("no free loopback port between 20000 and 32000")
 
