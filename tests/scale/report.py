@@ -26,7 +26,9 @@ PREAMBLE = """# Benchmarks
 Measured with `{command}` (`make bench` runs N = 100 and writes to a temporary folder). One run
 on one fresh local control plane (the README's Development section: etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler and kwok's simulated node), the operator as a process
-with its ServiceAccount's token, so API Priority and Fairness applies to it as in production.
+with its ServiceAccount's token, so API Priority and Fairness applies to it as in production,
+and in the benchmark's session like the control plane's processes (a session of its own would
+make Linux's autogroup schedule it as one group against all of them, which a pod never is).
 Compare ratios measured in one run, not seconds across machines. A tool, never a test: no
 number here fails a build.
 
