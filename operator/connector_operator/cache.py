@@ -3,17 +3,19 @@ reconcile path needs, children found by ownership (I/O only through the informer
 lists and watches, it never writes).
 
 What is held scales with the Connectors, not with the cluster: children are selected by the
-operator's label (and then proven by their controller ownerReference), pods and ReplicaSets are
-watched as metadata only (the pods that have not ended only) and cut down to their ownership,
-and the namespace's other Secrets are watched as metadata only, so a thousand unrelated Secrets
-cost a few hundred bytes each. A referenced Secret's data is read on demand by the reconcile
-path.
+operator's label (and then proven by their controller ownerReference), and the namespace's other
+Secrets are watched as metadata only, so a thousand unrelated Secrets cost a few hundred bytes
+each. A referenced Secret's data is read on demand by the reconcile path. Pods are counted from
+their Deployment's status; only where it does not count terminating pods (before Kubernetes
+1.35) are ReplicaSets and pods watched, from the first such Deployment a pass reads, as
+metadata only (the pods that have not ended only) and cut down to their ownership.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -34,10 +36,15 @@ from connector_operator.informer import (
 )
 from connector_operator.models import ACTION_ANNOTATION, GROUP, PLURAL, VERSION, Action
 
+log = logging.getLogger(__name__)
 MANAGED = f"{resources.MANAGED_BY_LABEL}={resources.MANAGER}"
 # The pods the watch delivers: those that have not ended. One that ends leaves the selection,
 # which the watch reports as its deletion, so every pod held is a live one.
 LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+
+
+# An informer's collection (API base, plural), store, handler and options.
+Kind = tuple[str, str, Store, OnChange, dict[str, Any]]
 
 
 class WatchStalledError(RuntimeError):
@@ -115,26 +122,34 @@ class Cache:
         self._behind: dict[Key, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.informers = self._informers()
+        self._pods_watched: list[Informer] | None = None  # see `live_pods`
 
     def _informers(self) -> list[Informer]:
         core, apps = "/api/v1", "/apis/apps/v1"
         labelled: dict[str, Any] = {"label_selector": MANAGED}
         paused = {"paused": lambda: failpoints.armed("drop-connector-events")}
-        kinds: list[tuple[str, str, Store, OnChange, dict[str, Any]]] = [
+        kinds: list[Kind] = [
             (f"/apis/{GROUP}/{VERSION}", PLURAL, self.connectors, self._on_connector, paused),
             (apps, "deployments", self.deployments, self._on_child, labelled),
             (core, "services", self.services, self._on_child, labelled),
             (core, "secrets", self.secrets, self._on_child, labelled),
             (core, "secrets", self.secret_versions, self._on_secret,
              {"metadata_only": True, "page_size": SECRET_PAGE}),
-            (apps, "replicasets", self.replicasets, self._on_labelled,
-             {**labelled, "metadata_only": True}),
-            (core, "pods", self.pods, self._on_labelled,
-             {**labelled, "metadata_only": True, "field_selector": LIVE_PODS}),
         ]  # fmt: skip
         if self._watch_ingresses:
             networking = "/apis/networking.k8s.io/v1"
             kinds.append((networking, "ingresses", self.ingresses, self._on_child, labelled))
+        return self._made(kinds)
+
+    def _pod_informers(self) -> list[Informer]:
+        labelled: dict[str, Any] = {"label_selector": MANAGED, "metadata_only": True}
+        return self._made([
+            ("/apis/apps/v1", "replicasets", self.replicasets, self._on_labelled, labelled),
+            ("/api/v1", "pods", self.pods, self._on_labelled,
+             {**labelled, "field_selector": LIVE_PODS}),
+        ])  # fmt: skip
+
+    def _made(self, kinds: list[Kind]) -> list[Informer]:
         informers = [
             Informer(
                 self.client,
@@ -157,9 +172,7 @@ class Cache:
 
     async def start(self) -> None:
         """Starts every informer and returns once each has listed (the caches are primed)."""
-        self._tasks = [
-            asyncio.create_task(i.run(), name=f"informer {i.path}") for i in self.informers
-        ]
+        self._tasks = [self._run(i) for i in self.informers]
         waiting = {asyncio.create_task(i.synced.wait()) for i in self.informers}
         while waiting:
             done, _ = await asyncio.wait(
@@ -169,6 +182,23 @@ class Cache:
                 task.result()  # an informer that ended: raise why
                 raise RuntimeError(f"{task.get_name()} ended before its first list")
             waiting -= done
+
+    def _run(self, informer: Informer) -> asyncio.Task[None]:
+        return asyncio.create_task(informer.run(), name=f"informer {informer.path}")
+
+    def _watch_pods(self) -> None:
+        """Starts watching ReplicaSets and pods, once: on a cluster whose Deployments do not
+        count their terminating pods, they are how a stop is known to be finished."""
+        if self._pods_watched is not None:
+            return
+        log.info(
+            "this cluster's Deployments do not count their terminating pods (Kubernetes "
+            "before 1.35, or its DeploymentReplicaSetTerminatingReplicas feature off): "
+            "watching ReplicaSets and pods to know when a stopped Connector's pods are gone"
+        )
+        self._pods_watched = self._pod_informers()
+        self.informers.extend(self._pods_watched)
+        self._tasks.extend(self._run(i) for i in self._pods_watched)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -253,10 +283,15 @@ class Cache:
             return None
         return found
 
-    def live_pods(self, deployment: Mapping[str, Any] | None) -> int:
-        """Pods of the Deployment's ReplicaSets that have not ended (the only pods held)."""
+    def live_pods(self, deployment: Mapping[str, Any] | None) -> int | None:
+        """Pods of the Deployment's ReplicaSets that have not ended (the only pods held),
+        counted from the pods themselves; None until their watch, started on first use, has
+        listed them (its first list then wakes the Connectors that wait for their pods)."""
         if deployment is None:
             return 0
+        self._watch_pods()
+        if not all(i.synced.is_set() for i in self._pods_watched or ()):
+            return None
         uid = str(deployment["metadata"].get("uid"))
         return sum(
             len(self.pods.owned_by(str(replicaset["metadata"].get("uid"))))

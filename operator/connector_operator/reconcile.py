@@ -165,12 +165,22 @@ class Reconciler:
             )
             for plane in self.profile.planes
         }
+        summaries = {p: states.summarize_deployment(d) for p, d in deployments.items()}
+        counts = [self._pods(d, summaries[p]) for p, d in deployments.items()]
         return states.Observed(
-            deployments={p: states.summarize_deployment(d) for p, d in deployments.items()},
-            pods=sum(self.cache.live_pods(d) for d in deployments.values()),
+            deployments=summaries,
+            pods=None if None in counts else sum(c for c in counts if c is not None),
             config_problem=problem,
             storage=storage,
         )
+
+    def _pods(
+        self, deployment: Mapping[str, Any] | None, summary: states.DeploymentState | None
+    ) -> int | None:
+        """The Deployment's pods that have not ended: as its status counts them, else (a
+        cluster whose Deployments do not count terminating pods) from the pods themselves."""
+        reported = states.reported_pods(summary)
+        return self.cache.live_pods(deployment) if reported is None else reported
 
     def _end_storage_checks(self, key: Key) -> None:
         if self.storage is not None:

@@ -52,13 +52,16 @@ class DeploymentState:
     available_replicas: int
     # (reason, message) of a Progressing=False condition, e.g. ProgressDeadlineExceeded.
     failure: tuple[str, str] | None = None
+    # Pods being deleted that have not ended yet; None when its controller does not say
+    # (`status.terminatingReplicas`: Kubernetes 1.35 on, or 1.33 with its feature gate on).
+    terminating_replicas: int | None = None
 
 
 @dataclass(frozen=True)
 class Observed:
     # Each plane's Deployment (None: not made yet), by plane name.
     deployments: Mapping[str, DeploymentState | None]
-    pods: int  # the pods of all planes that have not ended
+    pods: int | None  # the pods of all planes that have not ended; None: not known yet
     # Why the configuration cannot be resolved (a missing Secret or keys), or None.
     config_problem: tuple[str, str] | None = None
     # The storage check's verdict; None: not checked (HttpData, or checks are off).
@@ -435,8 +438,9 @@ def _rolled_out(deployment: DeploymentState) -> bool:
 
 def deciding_facts(deployment: DeploymentState | None) -> tuple[object, ...] | None:
     """What `decide` and `replicas` read of a Deployment, and nothing more: its replicas
-    asked for, its configuration, its failure, and the answers of `_rolled_out`,
-    `_scaled_down` (both ways) and `_ready`. A status update that leaves these as they were
+    asked for, its configuration, its failure, the answers of `_rolled_out`, `_scaled_down`
+    (both ways) and `_ready`, and whether a pod of it is still terminating (with `replicas`,
+    the pods a stop waits for: `reported_pods`). A status update that leaves these as they were
     (a rollout's intermediate counts, a condition's time: most of them) changes no decision,
     so it need not cost the Connector a pass."""
     if deployment is None:
@@ -449,7 +453,26 @@ def deciding_facts(deployment: DeploymentState | None) -> tuple[object, ...] | N
         _scaled_down(deployment, acted_on=False),
         _scaled_down(deployment, acted_on=True),
         deployment.available_replicas >= 1,
+        _no_terminating(deployment),
     )
+
+
+def _no_terminating(deployment: DeploymentState) -> bool | None:
+    known = deployment.terminating_replicas
+    return None if known is None else known == 0
+
+
+def reported_pods(deployment: DeploymentState | None) -> int | None:
+    """The Deployment's pods that have not ended, as its status counts them: those running or
+    starting (`replicas`) and those being deleted (`terminatingReplicas`). None when its
+    controller counts no terminating pods (a cluster before Kubernetes 1.35): they must be
+    counted from the pods themselves. A Deployment its controller has not reported on yet has
+    made no pod."""
+    if deployment is None or deployment.observed_generation == 0:
+        return 0
+    if deployment.terminating_replicas is None:
+        return None
+    return deployment.replicas + deployment.terminating_replicas
 
 
 def replicas(
@@ -518,7 +541,12 @@ def summarize_deployment(body: Mapping[str, Any] | None) -> DeploymentState | No
         updated_replicas=int(status.get("updatedReplicas", 0)),
         available_replicas=int(status.get("availableReplicas", 0)),
         failure=failure,
+        terminating_replicas=_count(status.get("terminatingReplicas")),
     )
+
+
+def _count(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def next_status(previous: ConnectorStatus, plan: Plan, generation: int, now: str) -> dict[str, Any]:

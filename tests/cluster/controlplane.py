@@ -408,6 +408,26 @@ class ControlPlane:
         self._launch("kube-apiserver")
         self._wait("kube-apiserver", lambda: self._api_ok("/readyz"), time.monotonic() + timeout)
 
+    def restart_controller_manager(self, timeout: float = 60.0) -> None:
+        """Stops the controller manager and starts it again (with `extra_args` as they are now);
+        returns once it answers its health check."""
+        self.components["kube-controller-manager"].stop()
+        self._launch("kube-controller-manager")
+        url = f"https://127.0.0.1:{self.ports['controller-manager']}/healthz"
+        deadline = time.monotonic() + timeout
+        self._wait("kube-controller-manager", lambda: self._https_ok(url), deadline)
+
+    @staticmethod
+    def _https_ok(url: str) -> bool:
+        """A loopback component's own serving certificate is self-signed: not verified."""
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        try:
+            with urllib.request.urlopen(url, timeout=2, context=context) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False
+
     def compact_etcd(self) -> int:
         """Compacts etcd's history up to its current revision (through its JSON gateway): a
         watch from any older resourceVersion then gets 410 Gone, whether the API server serves

@@ -345,6 +345,43 @@ def api_server_with(cluster: Cluster, *flags: str) -> Iterator[None]:
         plane.restart_apiserver()
 
 
+@contextlib.contextmanager
+def controller_manager_with(cluster: Cluster, *flags: str) -> Iterator[None]:
+    """The local controller manager restarted with `flags` after its own, and restarted with
+    its own alone afterwards."""
+    plane = cluster.plane
+    assert plane is not None, "restarts the local control plane's controller manager"
+    saved = plane.extra_args.get("kube-controller-manager")
+    plane.extra_args["kube-controller-manager"] = [*(saved or []), *flags]
+    plane.restart_controller_manager()
+    try:
+        yield
+    finally:
+        if saved is None:
+            plane.extra_args.pop("kube-controller-manager", None)
+        else:
+            plane.extra_args["kube-controller-manager"] = saved
+        plane.restart_controller_manager()
+
+
+HOLD = "dataspace.dev/test-hold"  # a finalizer that keeps a pod Terminating
+
+
+@contextlib.contextmanager
+def pod_kept(connectors: Connectors, name: str) -> Iterator[str]:
+    """The Connector's one pod stays (Terminating, once deleted) until the block ends: a stop
+    lasts as Stopping. Yields the pod's name."""
+    pods = eventually(lambda: connectors.pods(name) if len(connectors.pods(name)) == 1 else None)
+    pod = pods[0].metadata.name
+    finalizers = json.dumps({"metadata": {"finalizers": [HOLD]}})
+    connectors.kubectl("patch", "pod", pod, "--type=merge", "-p", finalizers)
+    try:
+        yield pod
+    finally:
+        release = '[{"op": "remove", "path": "/metadata/finalizers"}]'
+        connectors.kubectl("patch", "pod", pod, "--type=json", "-p", release, check=False)
+
+
 def settle(seconds: float = 2.0) -> None:
     """Gives the operator time to do anything it would wrongly do (for negative checks)."""
     time.sleep(seconds)

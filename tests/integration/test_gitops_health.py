@@ -7,14 +7,13 @@ Flux's health checks read (status.Compute itself: tests/kstatus). EXPECTED is th
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from tests.argocd.health import Health, evaluate
-from tests.integration.conftest import Connectors, Operator, connector, s3
+from tests.integration.conftest import Connectors, Operator, connector, pod_kept, s3
 from tests.kstatus.compute import KStatus, compute
 from tests.support import eventually
 
@@ -42,7 +41,6 @@ EXPECTED = {
     "unobserved generation": ("Progressing", "InProgress"),
     "Running after the edit": ("Healthy", "Current"),
 }
-HOLD = "dataspace.dev/test-hold"  # a finalizer that keeps a pod Terminating
 
 
 def capture(
@@ -110,21 +108,6 @@ spec:
     finally:
         for kind in ("validatingadmissionpolicybinding", "validatingadmissionpolicy"):
             connectors.cluster.kubectl("delete", kind, policy, "--ignore-not-found")
-
-
-@contextlib.contextmanager
-def pod_kept(connectors: Connectors, name: str) -> Iterator[None]:
-    """The Connector's one pod stays (Terminating, once deleted) until the block ends: a stop
-    lasts as Stopping."""
-    pods = eventually(lambda: connectors.pods(name) if len(connectors.pods(name)) == 1 else None)
-    pod = pods[0].metadata.name
-    finalizers = json.dumps({"metadata": {"finalizers": [HOLD]}})
-    connectors.kubectl("patch", "pod", pod, "--type=merge", "-p", finalizers)
-    try:
-        yield
-    finally:
-        release = '[{"op": "remove", "path": "/metadata/finalizers"}]'
-        connectors.kubectl("patch", "pod", pod, "--type=json", "-p", release, check=False)
 
 
 def judge(captured: dict[str, dict[str, Any]]) -> dict[str, tuple[Health, KStatus]]:

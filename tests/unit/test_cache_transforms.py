@@ -1,7 +1,9 @@
-"""What the caches keep of ReplicaSets and pods: their ownership, nothing else."""
+"""What the caches keep of ReplicaSets and pods (their ownership, nothing else), and when they
+watch them."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from connector_operator import states
@@ -131,20 +133,30 @@ def test_the_cache_wakes_a_connector_only_for_changes_its_reconcile_reads() -> N
     assert woken == [("team-a", "orders")] * 2
 
 
-def test_every_pod_held_is_a_live_one_and_one_that_ends_leaves_the_count() -> None:
-    """The pods are watched as metadata, only those not ended (a field selector): a pod that
-    ends leaves the watch as a deletion, which a Connector asked to stop is woken for."""
+class Listed:
+    """The cache's client with fixed collections: a LIST returns them, a watch never ends."""
+
+    def __init__(self, collections: dict[str, list[dict[str, Any]]]) -> None:
+        self.collections = collections
+        self.listed: list[str] = []
+
+    async def list_page(self, path: str, *_: Any) -> dict[str, Any]:
+        self.listed.append(path)
+        return {"metadata": {"resourceVersion": "5"}, "items": self.collections[path]}
+
+    async def watch(self, *_: Any) -> Any:
+        await asyncio.Event().wait()
+        yield {}
+
+
+def test_pods_are_watched_only_once_a_deployment_does_not_count_them() -> None:
+    """Pods are counted from the Deployment's status; where it does not count terminating
+    pods, the first count asked for starts a watch of ReplicaSets and of the pods not ended
+    (metadata only; a field selector: a pod that ends leaves the watch as a deletion), and
+    nothing is counted until it has listed them. Its list, and then a pod that ends, wake a
+    Connector asked to stop."""
     from connector_operator.cache import LIVE_PODS, Cache  # noqa: PLC0415
 
-    woken: list[tuple[str, str]] = []
-    cache = Cache(NoApi(), ("team-a",), woken.append, lambda _: None)
-    pods = next(i for i in cache.informers if i.path.endswith("/pods"))
-    replicasets = next(i for i in cache.informers if i.path.endswith("/replicasets"))
-    assert pods.field_selector == LIVE_PODS == "status.phase!=Succeeded,status.phase!=Failed"
-    assert pods.metadata_only and replicasets.metadata_only
-    stop = {"annotations": {"dataspace.dev/action": "stop"}}
-    named = {"name": "orders", "namespace": "team-a", "uid": "u-conn", "resourceVersion": "1"}
-    cache.connectors.upsert({"metadata": {**named, **stop}})
     labels = {"app.kubernetes.io/instance": "orders"}
 
     def meta(name: str, uid: str, owner: str, rv: str) -> dict[str, Any]:
@@ -152,12 +164,36 @@ def test_every_pod_held_is_a_live_one_and_one_that_ends_leaves_the_count() -> No
         return {"name": name, "namespace": "team-a", "uid": uid, "resourceVersion": rv,
                 "labels": labels, "ownerReferences": owners}  # fmt: skip
 
+    replicaset_ = {"metadata": meta("rs", "u-rs", "u-dep", "2")}
+    client = Listed({
+        "/apis/apps/v1/namespaces/team-a/replicasets": [replicaset_],
+        "/api/v1/namespaces/team-a/pods": [
+            {"metadata": meta(n, f"u-{n}", "u-rs", "3")} for n in ("p1", "p2")
+        ],
+    })  # fmt: skip
+    woken: list[tuple[str, str]] = []
+    cache = Cache(client, ("team-a",), woken.append, lambda _: None)
+    assert not [i.path for i in cache.informers if i.path.endswith(("/pods", "/replicasets"))]
+    stop = {"annotations": {"dataspace.dev/action": "stop"}}
+    named = {"name": "orders", "namespace": "team-a", "uid": "u-conn", "resourceVersion": "1"}
+    cache.connectors.upsert({"metadata": {**named, **stop}})
     deployment_ = {"metadata": {"name": "connector-orders", "namespace": "team-a", "uid": "u-dep"}}
-    replicasets._take({"type": "ADDED", "object": {"metadata": meta("rs", "u-rs", "u-dep", "2")}})
-    for n in ("p1", "p2"):
-        pods._take({"type": "ADDED", "object": {"metadata": meta(n, f"u-{n}", "u-rs", "3")}})
-    assert cache.live_pods(deployment_) == 2
-    woken.clear()
-    pods._take({"type": "DELETED", "object": {"metadata": meta("p1", "u-p1", "u-rs", "4")}})
-    assert cache.live_pods(deployment_) == 1
-    assert woken == [("team-a", "orders")]
+
+    async def scenario() -> None:
+        assert cache.live_pods(deployment_) is None, "not counted before the pods are listed"
+        pods = next(i for i in cache.informers if i.path.endswith("/pods"))
+        replicasets = next(i for i in cache.informers if i.path.endswith("/replicasets"))
+        assert pods.field_selector == LIVE_PODS == "status.phase!=Succeeded,status.phase!=Failed"
+        assert pods.metadata_only and replicasets.metadata_only
+        await asyncio.wait_for(asyncio.gather(pods.synced.wait(), replicasets.synced.wait()), 5)
+        assert cache.live_pods(deployment_) == 2
+        assert set(woken) == {("team-a", "orders")}, "what is listed wakes the stopping one"
+        woken.clear()
+        pods._take({"type": "DELETED", "object": {"metadata": meta("p1", "u-p1", "u-rs", "4")}})
+        assert cache.live_pods(deployment_) == 1
+        assert woken == [("team-a", "orders")]
+        assert cache.live_pods(deployment_) == 1
+        assert len(client.listed) == 2, "the watch is started once"
+        await cache.stop()
+
+    asyncio.run(scenario())

@@ -21,6 +21,7 @@ from connector_operator.states import (
     deciding_facts,
     next_status,
     replicas,
+    reported_pods,
     summarize_deployment,
 )
 from connector_operator.states import Observed as PlanesObserved
@@ -30,7 +31,9 @@ PLANE = "connector"  # the generic profile's one plane (two-plane cases: test_ed
 
 
 def Observed(  # noqa: N802 -- reads as the class it builds
-    deployment: DeploymentState | None, pods: int, config_problem: tuple[str, str] | None = None
+    deployment: DeploymentState | None,
+    pods: int | None,
+    config_problem: tuple[str, str] | None = None,
 ) -> PlanesObserved:
     """What the operator observes of a Connector with one Deployment."""
     return PlanesObserved({PLANE: deployment}, pods, config_problem)
@@ -74,6 +77,7 @@ def deployment(
     generation: int = 2,
     observed_generation: int = 2,
     failure: tuple[str, str] | None = None,
+    terminating: int | None = 0,
 ) -> DeploymentState:
     return DeploymentState(
         spec_replicas=spec_replicas,
@@ -84,6 +88,7 @@ def deployment(
         updated_replicas=updated,
         available_replicas=available,
         failure=failure,
+        terminating_replicas=terminating,
     )
 
 
@@ -671,6 +676,29 @@ def test_stopped_only_once_the_deployment_asks_for_no_pod() -> None:
     assert decide(stored(SG), "stop", H, scaled).phase == SD
 
 
+def test_stopping_until_the_deployment_counts_no_terminating_pod() -> None:
+    # Scaled down, its pod still shutting down (its grace period, a finalizer): the status
+    # counts it as terminating, and the stop is finished only once it has ended.
+    ending = deployment(H, spec_replicas=0, replicas=0, updated=0, available=0, terminating=1)
+    assert reported_pods(ending) == 1
+    assert decide(stored(SG), "stop", H, Observed(ending, reported_pods(ending))).phase == SG
+    ended = deployment(H, spec_replicas=0, replicas=0, updated=0, available=0, terminating=0)
+    assert decide(stored(SG), "stop", H, Observed(ended, reported_pods(ended))).phase == SD
+
+
+def test_pods_not_counted_by_the_deployment_are_not_known_from_it() -> None:
+    # A cluster before Kubernetes 1.35 counts no terminating pods: the pods must be counted
+    # from the pods themselves, and until they are, the stop is not finished.
+    older = deployment(H, spec_replicas=0, replicas=0, updated=0, available=0, terminating=None)
+    assert reported_pods(older) is None
+    assert decide(stored(SG), "stop", H, Observed(older, None)).phase == SG
+    assert decide(stored(SG), "stop", H, Observed(older, 0)).phase == SD
+    # One its controller has not reported on has made no pod, whatever the cluster; none, none.
+    assert reported_pods(deployment(H, observed_generation=0, terminating=None)) == 0
+    assert reported_pods(None) == 0
+    assert reported_pods(deployment(H, replicas=2, terminating=1)) == 3
+
+
 def scaled_to_zero(generation: int, observed_generation: int) -> Observed:
     """A Deployment asking for no pod and counting none, its controller at a version."""
     return Observed(
@@ -998,6 +1026,11 @@ STUCK_STATUS = {
             DeploymentState(1, H, 2, 2, 0, 0, 0, failure=("ProgressDeadlineExceeded", "")),
             id="progressing-false-without-reason",
         ),
+        pytest.param(
+            served_deployment(status={"observedGeneration": 2, "terminatingReplicas": 1}),
+            DeploymentState(1, H, 2, 2, 0, 0, 0, terminating_replicas=1),
+            id="a-pod-terminating",
+        ),
     ],
 )
 def test_summarize_deployment(
@@ -1191,31 +1224,39 @@ def every_deployment() -> Iterator[DeploymentState]:
     """Deployments of each shape the decisions tell apart, and more: counts, generations,
     failures and configurations in every combination."""
     failure = ("ProgressDeadlineExceeded", STUCK_MESSAGE)
-    for hash_, spec, count, updated, available, seen, failed in itertools.product(
-        (H, OLD), (0, 1), (0, 1, 2), (0, 1), (0, 1, 2), (1, 2), (None, failure)
+    for hash_, spec, count, updated, available, seen, failed, ending in itertools.product(
+        (H, OLD), (0, 1), (0, 1, 2), (0, 1), (0, 1, 2), (1, 2), (None, failure), (None, 0, 1)
     ):
         yield deployment(
             hash_, spec_replicas=spec, replicas=count, updated=updated, available=available,
-            observed_generation=seen, failure=failed,
+            observed_generation=seen, failure=failed, terminating=ending,
         )  # fmt: skip
+
+
+REPORTED = "as the Deployment's status counts them"
 
 
 def test_deployments_with_the_same_deciding_facts_get_the_same_decisions() -> None:
     """The cache skips a Deployment's status update that keeps its `deciding_facts`: for every
-    status stored before, action and pod count, such Deployments must be decided alike."""
+    status stored before, action and pod count (given, not known yet, or the Deployment's own
+    count of its pods, terminating ones included), such Deployments must be decided alike."""
     groups: dict[object, list[DeploymentState]] = defaultdict(list)
     for d in every_deployment():
         groups[deciding_facts(d)].append(d)
     assert len(groups) > 10  # the facts do tell Deployments apart
     previous = [stored(phase) for phase in (None, *Phase)] + [stored(Phase.RUNNING, OLD)]
+
+    def seen(d: DeploymentState, pods: int | str | None) -> PlanesObserved:
+        return Observed(d, reported_pods(d) if pods == REPORTED else pods)  # type: ignore[arg-type]
+
     for members in groups.values():
         first, *rest = members
         for status, requested, pods in itertools.product(
-            previous, (None, "start", "stop", "fail"), (0, 1)
+            previous, (None, "start", "stop", "fail"), (0, 1, None, REPORTED)
         ):
-            expected = decide(status, requested, H, Observed(first, pods))
+            expected = decide(status, requested, H, seen(first, pods))
             for other in rest:
-                assert decide(status, requested, H, Observed(other, pods)) == expected, other
+                assert decide(status, requested, H, seen(other, pods)) == expected, other
         for intent in Intent:
             observed = [PlanesObserved({"gate": d, PLANE: d}, 1, None) for d in members]
             answers = [

@@ -27,7 +27,9 @@
   resources: [secrets]
   verbs: [get, list, watch, create, patch]
 # ReplicaSets and pods are only counted (metadata and phase), to know when a stop has
-# finished: a pod counts when its ReplicaSet belongs to the Connector's Deployment.
+# finished (a pod counts when its ReplicaSet belongs to the Connector's Deployment), and
+# only on a cluster whose Deployments do not count their terminating pods (before Kubernetes
+# 1.35): elsewhere the operator never lists or watches them.
 - apiGroups: [apps]
   resources: [replicasets]
   verbs: [list, watch]
