@@ -81,6 +81,10 @@ storage-build: ## Install Azurite (npm) into ~/.cache for the storage checks' te
 kstatus-build: ## Build the kstatus helper (Flux's health library) into ~/.cache (only when missing)
 	@tests/kstatus/build.sh >/dev/null
 
+.PHONY: goref-build
+goref-build: ## Build the benchmark's Go reference (controller-runtime) into ~/.cache (only when missing)
+	@tests/scale/goref/build.sh >/dev/null
+
 .PHONY: helm-build
 helm-build: ## Build helm (the chart's tests) from Go modules into ~/.cache (only when missing)
 	@tests/helm/build.sh >/dev/null
@@ -124,5 +128,5 @@ test-kind: install image ## Run the suite against a fresh kind cluster (needs Do
 	CONNECTOR_TEST_BACKEND=kind OPERATOR_IMAGE=$(IMAGE) $(BIN)/pytest
 
 .PHONY: bench
-bench: install cluster-build ## Benchmark at N = 100 into a temp folder (BENCH_ARGS="--connectors 1000 --out docs/")
+bench: install cluster-build goref-build ## Benchmark at N = 100 into a temp folder (BENCH_ARGS="--connectors 1000 --out docs/")
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)

@@ -1,7 +1,9 @@
 """`make bench`: the operator's speed and cost against the local control plane, in one run.
 
 Scenarios (tests/scale/scenarios.py), N = --connectors (100 by default):
-1. floor: N Deployments like the operator's, created directly, until all Available;
+1. floor: N Deployments like the operator's, created directly, until all Available; and the
+   burst below for a minimal controller-runtime reconciler of the same contract (its CPU and
+   memory, to compare with the operator's in one run; tests/scale/goref, built by Go);
 2. burst: N Connectors applied at once, until all Running (per-object p50/p99, the ratio to the
    floor, the operator's CPU and memory), with a plot of both curves;
 3. API requests per Connector over a full lifecycle, reads included (the API server's audit log);
@@ -123,6 +125,9 @@ def operator_scenarios(
         model = scenarios.pod_template(h)
         result["floor"] = scenarios.floor(h, n, model)
         print(f"[bench] floor {result['floor']['seconds']} s", file=sys.stderr)
+        result["go_reference"] = scenarios.go_reference(h, n, model)
+        print(f"[bench] Go reference {result['go_reference']['cpu_seconds']} s of CPU",
+              file=sys.stderr)  # fmt: skip
         profile = args.out_dir / "benchmarks-burst-profile.svg" if args.py_spy else None
         result["burst"] = scenarios.burst(h, n, profile_to=profile)
         print(f"[bench] burst {result['burst']['seconds']} s", file=sys.stderr)

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 # The targets at 1,000 Connectors; a minimal controller-runtime reconciler of the same contract
-# took 6.4 s of CPU to bring them to Running on this project's machine.
+# took 6.4 s of CPU to bring them to Running on this project's machine, once, when they were
+# set. The CPU target is judged against the Go reference measured in the same run (the
+# machine's speed varies by up to twice between runs); this figure stands in without one.
 GO_RECONCILER_CPU_SECONDS = 6.4
 LIFECYCLE_MINIMUM = (
     "The minimum for that lifecycle (generic profile, no ports, so no Service): 22 writes and "
@@ -35,6 +37,10 @@ number here fails a build.
 - floor: the Deployment the operator makes for an HttpData Connector (taken from the operator
   itself under the same profile), N copies created directly with one apply, until all
   Available: what the control plane alone takes;
+- Go reference: the burst below for a minimal controller-runtime reconciler of the operator's
+  contract (`tests/scale/goref`: the status Starting and its event, the operator's Deployment
+  applied, Running and its event once it is available), under the operator's identity: its
+  CPU and memory, to compare with the operator's measured in the same run;
 - burst: N Connectors with one `kubectl apply --server-side`, until all Running; per object
   from its creation (its first event on a watch) to its first Running, and from the apply
   (kubectl sends the objects one by one); the operator's CPU time (utime + stime of its
@@ -66,16 +72,14 @@ def targets(r: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
     burst, floor, steady = r["burst"], r["floor"], r["steady"]
     rss = max(steady["rss_mib"][str(n)], burst["rss_mib_all_running"])
     ratio = burst["seconds"] / floor["seconds"]
-    cpu_limit = 1.5 * GO_RECONCILER_CPU_SECONDS
+    cpu = _cpu_target(r)
     loaded = steady["latency_under_load"]
     ack = loaded["acknowledged"]["p99_s"]
     restart = steady["restart"]
     idle = steady["idle"]["api_requests"]
     return [
         (f"RSS at N = {n} at most 80 MiB", f"{rss:.1f} MiB", rss <= 80),
-        (f"CPU to bring all to Running at most {cpu_limit:.1f} s (1.5x the Go reconciler's "
-         f"{GO_RECONCILER_CPU_SECONDS} s)", f"{burst['cpu_seconds']:.1f} s",
-         burst["cpu_seconds"] <= cpu_limit),
+        cpu,
         ("all Running no slower than 2.0x the floor", f"{ratio:.2f}x", ratio <= 2.0),
         (f"annotation to status p99 under 0.5 s while another {n} are created",
          f"{ack:.3f} s ({loaded['flips_counted']} flips)", ack < 0.5),
@@ -84,6 +88,20 @@ def targets(r: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
         ("restart makes no write", str(restart["writes"]), restart["writes"] == 0),
         ("no API request while idle", str(idle), idle == 0),
     ]  # fmt: skip
+
+
+def _cpu_target(r: Mapping[str, Any]) -> tuple[str, str, bool]:
+    """At most 1.5x the Go reference's CPU: measured in this run when it ran, else the figure
+    the targets were set with."""
+    cpu = r["burst"]["cpu_seconds"]
+    go = r.get("go_reference")
+    if go is None:
+        limit = 1.5 * GO_RECONCILER_CPU_SECONDS
+        return (f"CPU to bring all to Running at most {limit:.1f} s (1.5x the Go reconciler's "
+                f"{GO_RECONCILER_CPU_SECONDS} s)", f"{cpu:.1f} s", cpu <= limit)  # fmt: skip
+    ratio = cpu / go["cpu_seconds"]
+    return ("CPU to bring all to Running at most 1.5x the Go reference's in this run",
+            f"{ratio:.2f}x ({cpu:.1f} s / {go['cpu_seconds']:.1f} s)", ratio <= 1.5)  # fmt: skip
 
 
 def _loop(m: Mapping[str, Any]) -> str:
@@ -103,6 +121,21 @@ def _settings(value: Any) -> str:
     return str(value)
 
 
+def _go_rows(r: Mapping[str, Any]) -> list[tuple[str, str]]:
+    go = r.get("go_reference")
+    if go is None:
+        return []
+    cpu = r["burst"]["cpu_seconds"]
+    return [
+        ("Go reference, the same burst: all Running; CPU; RSS when all Running",
+         f"{go['seconds']} s (per object: {_spread(go)}); {go['cpu_seconds']} s; "
+         f"{go['rss_mib_all_running']} MiB"),
+        ("operator CPU / Go reference CPU, this run", f"{cpu / go['cpu_seconds']:.2f}x "
+         f"(against the {GO_RECONCILER_CPU_SECONDS} s the targets were set with: "
+         f"{cpu / GO_RECONCILER_CPU_SECONDS:.2f}x)"),
+    ]  # fmt: skip
+
+
 def markdown(r: Mapping[str, Any]) -> str:
     """The report of one run (results as tests/bench.py gathers them) as Markdown."""
     n = r["connectors"]
@@ -118,6 +151,7 @@ def markdown(r: Mapping[str, Any]) -> str:
          f"(per object, creation to Running: {_spread(burst)}; from the apply: "
          f"{_spread(burst['from_apply'])})"),
         ("operator CPU to bring N to Running", f"{burst['cpu_seconds']} s"),
+        *_go_rows(r),
         ("operator RSS when all N Running (burst)", f"{burst['rss_mib_all_running']} MiB"),
         ("operator RSS settled at N = " + ", ".join(steady["rss_mib"]),
          " / ".join(f"{v} MiB" for v in steady["rss_mib"].values())),

@@ -1,9 +1,13 @@
 """The benchmark's scenarios, each on its own namespace of the one control plane. Times are
-wall-clock seconds from a watch; CPU and memory are the operator process's own (/proc)."""
+wall-clock seconds from a watch; CPU and memory are the operator process's own (/proc), or the
+Go reference's for its burst."""
 
 from __future__ import annotations
 
 import copy
+import json
+import os
+import subprocess
 import threading
 import time
 from collections import Counter, deque
@@ -27,6 +31,7 @@ from tests.scale.measure import (
     spread,
     stored_to_stored,
     total,
+    usage,
 )
 from tests.scale.profile import Profile
 from tests.scale.watcher import Watcher
@@ -101,6 +106,51 @@ def floor(h: Harness, count: int, model: dict[str, Any]) -> dict[str, Any]:
 
 def _deployment(obj: Any) -> str | None:
     return deployment_summary(obj if isinstance(obj, dict) else obj.to_dict())
+
+
+# -- the Go reference ----------------------------------------------------------------------------
+GOREF_BUILD = Path(__file__).resolve().parent / "goref" / "build.sh"
+
+
+def go_reference(h: Harness, count: int, model: dict[str, Any]) -> dict[str, Any]:
+    """The burst for a minimal controller-runtime reconciler of the operator's contract
+    (tests/scale/goref), under the operator's identity and with its Deployment: until all
+    Running, its CPU meanwhile and its memory then. Measured in the same run as the
+    operator's burst, the two CPU figures compare on any machine."""
+    built = subprocess.run([str(GOREF_BUILD)], capture_output=True, text=True, check=False)
+    if built.returncode != 0:
+        raise RuntimeError(f"building the Go reference failed: {built.stderr.strip()[-2000:]}")
+    ns = h.namespace("bench-goref")
+    template = h.work / "goref-deployment.json"
+    template.write_text(json.dumps(model))
+    env = {**os.environ, "KUBECONFIG": str(h.work / "operator.kubeconfig")}
+    with (h.work / "goref.log").open("ab") as log:
+        process = subprocess.Popen(
+            [built.stdout.strip().splitlines()[-1], f"--namespace={ns}", f"--template={template}"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, process_group=0,
+        )  # fmt: skip
+    try:
+        time.sleep(5)
+        if process.poll() is not None:
+            raise RuntimeError(f"the Go reference exited: see {h.work}/goref.log")
+        before = usage(process.pid)
+        watcher = watch_connectors(h, ns)
+        start = time.monotonic()
+        apply_connectors(h, ns, names("g", 0, count))
+        watcher.wait(lambda: watcher.count(running) == count, 1800, "all Running (Go reference)")
+        seconds = time.monotonic() - start
+        cpu = usage(process.pid).cpu_seconds - before.cpu_seconds
+        each = per_object(watcher.created(), watcher.reached(running))
+        watcher.stop()
+        time.sleep(10)
+        settled = usage(process.pid)
+    finally:
+        process.terminate()
+        process.wait(30)
+    return {
+        "seconds": round(seconds, 2), **spread(each), "cpu_seconds": round(cpu, 2),
+        "rss_mib_all_running": round(settled.rss_mib, 1),
+    }  # fmt: skip
 
 
 # -- burst ---------------------------------------------------------------------------------------

@@ -162,6 +162,19 @@ def test_the_targets_are_judged_against_what_was_measured() -> None:
     assert met["no API request while idle"] is True
 
 
+def test_with_the_go_reference_the_cpu_target_is_its_ratio_in_the_same_run() -> None:
+    go = {"seconds": 40.0, "p50_s": 0.4, "p99_s": 0.9, "max_s": 1.0, "cpu_seconds": 9.0,
+          "rss_mib_all_running": 40.0}  # fmt: skip
+    cpu = "CPU to bring all to Running at most 1.5x the Go reference's in this run"
+    judged = {t: (m, ok) for t, m, ok in targets(result(go_reference=go))}
+    assert judged[cpu] == ("1.33x (12.0 s / 9.0 s)", True)  # 12 s would miss 9.6 s
+    judged = {t: (m, ok) for t, m, ok in targets(result(go_reference={**go, "cpu_seconds": 7.0}))}
+    assert judged[cpu] == ("1.71x (12.0 s / 7.0 s)", False)
+    text = markdown(result(go_reference=go))
+    assert "| Go reference, the same burst: all Running; CPU; RSS when all Running | 40.0 s" in text
+    assert "| operator CPU / Go reference CPU, this run | 1.33x (against the 6.4 s" in text
+
+
 def test_an_idle_request_or_a_restarts_write_is_not_met_and_named() -> None:
     r = result()
     r["steady"]["idle"].update(api_requests=2, by_verb_and_resource={"watch deployments": 2})
