@@ -139,17 +139,17 @@ class Cache:
         if self._watch_ingresses:
             networking = "/apis/networking.k8s.io/v1"
             kinds.append((networking, "ingresses", self.ingresses, self._on_child, labelled))
-        return self._made(kinds)
+        return self._build_informers(kinds)
 
     def _pod_informers(self) -> list[Informer]:
         labelled: dict[str, Any] = {"label_selector": MANAGED, "metadata_only": True}
-        return self._made([
+        return self._build_informers([
             ("/apis/apps/v1", "replicasets", self.replicasets, self._on_labelled, labelled),
             ("/api/v1", "pods", self.pods, self._on_labelled,
              {**labelled, "field_selector": LIVE_PODS}),
         ])  # fmt: skip
 
-    def _made(self, kinds: list[Kind]) -> list[Informer]:
+    def _build_informers(self, kinds: list[Kind]) -> list[Informer]:
         informers = [
             Informer(
                 self.client,
@@ -171,9 +171,18 @@ class Cache:
         return informers
 
     async def start(self) -> None:
-        """Starts every informer and returns once each has listed (the caches are primed)."""
+        """Starts every informer and returns once each has listed (the caches are primed). A
+        Deployment listed that does not count its terminating pods starts the pods' watch
+        first (`live_pods`), so that no pass finds them not counted yet."""
         self._tasks = [self._run(i) for i in self.informers]
-        waiting = {asyncio.create_task(i.synced.wait()) for i in self.informers}
+        await self._listed(self.informers)
+        uncounted = next((d for d in self.deployments.values() if _uncounted(d)), None)
+        if uncounted is not None:
+            await self._listed(self._watch_pods(uncounted))
+
+    async def _listed(self, informers: list[Informer]) -> None:
+        """Returns once each of `informers` has listed; raises if one of them ended first."""
+        waiting = {asyncio.create_task(i.synced.wait()) for i in informers}
         while waiting:
             done, _ = await asyncio.wait(
                 [*waiting, *self._tasks], return_when=asyncio.FIRST_COMPLETED
@@ -186,19 +195,32 @@ class Cache:
     def _run(self, informer: Informer) -> asyncio.Task[None]:
         return asyncio.create_task(informer.run(), name=f"informer {informer.path}")
 
-    def _watch_pods(self) -> None:
-        """Starts watching ReplicaSets and pods, once: on a cluster whose Deployments do not
-        count their terminating pods, they are how a stop is known to be finished."""
+    def _watch_pods(self, deployment: Mapping[str, Any]) -> list[Informer]:
+        """Starts watching ReplicaSets and pods, once (`deployment`: the first that does not
+        count its terminating pods): on such a cluster they are how a stop is known to be
+        finished. Once both have listed, every Connector asked to stop is woken."""
         if self._pods_watched is not None:
-            return
+            return self._pods_watched
+        meta = deployment.get("metadata", {})
         log.info(
-            "this cluster's Deployments do not count their terminating pods (Kubernetes "
-            "before 1.35, or its DeploymentReplicaSetTerminatingReplicas feature off): "
-            "watching ReplicaSets and pods to know when a stopped Connector's pods are gone"
-        )
-        self._pods_watched = self._pod_informers()
-        self.informers.extend(self._pods_watched)
-        self._tasks.extend(self._run(i) for i in self._pods_watched)
+            "Deployment %s/%s has no status.terminatingReplicas (Kubernetes before 1.35, or "
+            "the DeploymentReplicaSetTerminatingReplicas feature off): watching ReplicaSets "
+            "and pods to know when a stopped Connector's pods are gone",
+            meta.get("namespace"), meta.get("name"),
+        )  # fmt: skip
+        informers = self._pods_watched = self._pod_informers()
+        self.informers.extend(informers)
+        self._tasks.extend(self._run(i) for i in informers)
+        self._tasks.append(asyncio.create_task(self._wake_stopping(informers), name="pods listed"))
+        return informers
+
+    async def _wake_stopping(self, informers: list[Informer]) -> None:
+        """Each pass that needed the pods before they were listed counted none: its Connector
+        is woken again once they are (a Connector whose pods are all gone gets no event)."""
+        await asyncio.gather(*(i.synced.wait() for i in informers))
+        for connector in self.connectors.values():
+            if asked_to_stop(connector):
+                self._enqueue(key_of(connector))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -285,12 +307,11 @@ class Cache:
 
     def live_pods(self, deployment: Mapping[str, Any] | None) -> int | None:
         """Pods of the Deployment's ReplicaSets that have not ended (the only pods held),
-        counted from the pods themselves; None until their watch, started on first use, has
-        listed them (its first list then wakes the Connectors that wait for their pods)."""
+        counted from the pods themselves; None until their watch, started on first use (or at
+        the start: `start`), has listed them."""
         if deployment is None:
             return 0
-        self._watch_pods()
-        if not all(i.synced.is_set() for i in self._pods_watched or ()):
+        if not all(i.synced.is_set() for i in self._watch_pods(deployment)):
             return None
         uid = str(deployment["metadata"].get("uid"))
         return sum(
@@ -352,6 +373,11 @@ def _contact(path: str, selector: str) -> None:
 
 def _error(path: str, selector: str) -> None:
     metrics.WATCH_ERRORS.labels(path=path, selector=selector).inc()
+
+
+def _uncounted(deployment: Object) -> bool:
+    """Whether a Deployment's status does not count its terminating pods."""
+    return states.reported_pods(states.summarize_deployment(deployment)) is None
 
 
 def _deciding(deployment: Object) -> tuple[object, ...] | None:

@@ -53,7 +53,8 @@ class DeploymentState:
     # (reason, message) of a Progressing=False condition, e.g. ProgressDeadlineExceeded.
     failure: tuple[str, str] | None = None
     # Pods being deleted that have not ended yet; None when its controller does not say
-    # (`status.terminatingReplicas`: Kubernetes 1.35 on, or 1.33 with its feature gate on).
+    # (`status.terminatingReplicas`: from Kubernetes 1.35 by default; 1.33 and 1.34 with the
+    # DeploymentReplicaSetTerminatingReplicas feature gate on).
     terminating_replicas: int | None = None
 
 
@@ -278,8 +279,11 @@ def _start_while_failed(previous: ConnectorStatus) -> Plan:
 def _stop(previous: ConnectorStatus, desired_hash: str, observed: Observed) -> Plan:
     # Once Stopped, every version written asks for no pod (an edit stores its configuration):
     # one its controller has not acted on yet cannot make one, and the phase stays.
+    # The pods not counted yet (their watch still listing) keep a stop going, but not a
+    # Connector Stopped already: none of its versions asks for a pod.
     stopped = previous.phase is Phase.STOPPED
-    gone = observed.pods == 0 and all(
+    no_pod = observed.pods == 0 or (observed.pods is None and stopped)
+    gone = no_pod and all(
         _scaled_down(d, acted_on=not stopped) for d in observed.deployments.values()
     )
     phase = Phase.STOPPED if gone else Phase.STOPPING
@@ -453,21 +457,24 @@ def deciding_facts(deployment: DeploymentState | None) -> tuple[object, ...] | N
         _scaled_down(deployment, acted_on=False),
         _scaled_down(deployment, acted_on=True),
         deployment.available_replicas >= 1,
-        _no_terminating(deployment),
+        _none_terminating(deployment),
     )
 
 
-def _no_terminating(deployment: DeploymentState) -> bool | None:
-    known = deployment.terminating_replicas
-    return None if known is None else known == 0
+def _none_terminating(deployment: DeploymentState) -> bool | None:
+    """Whether no pod of the Deployment is terminating (as `reported_pods` counts them); None
+    when its status does not say."""
+    if reported_pods(deployment) is None:
+        return None
+    return deployment.observed_generation == 0 or not deployment.terminating_replicas
 
 
 def reported_pods(deployment: DeploymentState | None) -> int | None:
     """The Deployment's pods that have not ended, as its status counts them: those running or
     starting (`replicas`) and those being deleted (`terminatingReplicas`). None when its
-    controller counts no terminating pods (a cluster before Kubernetes 1.35): they must be
-    counted from the pods themselves. A Deployment its controller has not reported on yet has
-    made no pod."""
+    controller counts no terminating pods (by default, a cluster before Kubernetes 1.35): they
+    must be counted from the pods themselves. A Deployment its controller has not reported on
+    yet has made no pod."""
     if deployment is None or deployment.observed_generation == 0:
         return 0
     if deployment.terminating_replicas is None:
@@ -541,11 +548,11 @@ def summarize_deployment(body: Mapping[str, Any] | None) -> DeploymentState | No
         updated_replicas=int(status.get("updatedReplicas", 0)),
         available_replicas=int(status.get("availableReplicas", 0)),
         failure=failure,
-        terminating_replicas=_count(status.get("terminatingReplicas")),
+        terminating_replicas=_optional_int(status.get("terminatingReplicas")),
     )
 
 
-def _count(value: Any) -> int | None:
+def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 

@@ -386,6 +386,15 @@ def _used(
     return used, refused, discovery, applied_new
 
 
+# Used only where Deployments do not count their terminating pods (before Kubernetes 1.35):
+# tests/integration/test_stop_pods.py runs the operator with these rights on such a cluster,
+# where a stop is finished only once their watches have listed the pods.
+OLDER_CLUSTERS_ONLY = {
+    ("", "pods", "list"), ("", "pods", "watch"),
+    ("apps", "replicasets", "list"), ("apps", "replicasets", "watch"),
+}  # fmt: skip
+
+
 @reads_audit_log
 def test_rbac_grants_exactly_the_verbs_the_operator_uses(
     audited_reads: None,
@@ -397,8 +406,9 @@ def test_rbac_grants_exactly_the_verbs_the_operator_uses(
     """Every (apiGroup, resource, verb) of deploy/rbac.yaml's ClusterRole and leader-election
     Role is used by one scenario that walks every path (leader election, the hash key's Secret,
     the edc profile with its Ingress and the installation's Secrets, inline and referenced
-    credentials and a rotation, HttpData, a stop), and nothing else is. The generic profile
-    uses a subset: the same kinds, without the Ingress.
+    credentials and a rotation, HttpData, a stop), and nothing else is, but for the pods' and
+    ReplicaSets' watches of an older cluster (`OLDER_CLUSTERS_ONLY`). The generic profile uses a
+    subset: the same kinds, without the Ingress.
 
     "Used" is read from the API server's audit log: every request of the operator's user during
     the test that the API server authorized, in any namespace (a 404 too: the get before a child
@@ -452,9 +462,9 @@ def test_rbac_grants_exactly_the_verbs_the_operator_uses(
     if discovery:
         print("discovery requests (not ours to grant):", *sorted(set(discovery)), sep="\n  ")
     assert not refused, f"the API server refused the operator: {refused}"
-    assert used == granted, (
+    assert used == granted - OLDER_CLUSTERS_ONLY, (
         f"used but not granted: {sorted(used - granted)}; "
-        f"granted but never used: {sorted(granted - used)}"
+        f"granted but never used: {sorted(granted - used - OLDER_CLUSTERS_ONLY)}"
     )
 
 

@@ -72,5 +72,13 @@ def test_where_deployments_do_not_count_terminating_pods_the_pods_are_watched(
         paths = watched_paths(operator)
         assert [p for p in paths if p.endswith("/pods")], paths
         assert [p for p in paths if p.endswith("/replicasets")], paths
-        assert "do not count their terminating pods" in operator.logs()
+        assert "has no status.terminatingReplicas" in operator.logs()
         stop_while_a_pod_is_kept(connectors, "uncounted")
+        # A restart lists the pods before any pass: Stopped stays, no new transition.
+        reasons = connectors.event_reasons("uncounted")
+        operator.kill()
+        again = start_operator()
+        eventually(lambda: "reconciling 1 Connectors" in again.logs(), what="the restart")
+        settle(3)
+        assert connectors.status("uncounted")["phase"] == "Stopped"
+        assert connectors.event_reasons("uncounted") == reasons

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from connector_operator import states
 from connector_operator.cache import ownership_only, same_but_status, same_but_version
 
@@ -194,6 +196,49 @@ def test_pods_are_watched_only_once_a_deployment_does_not_count_them() -> None:
         assert woken == [("team-a", "orders")]
         assert cache.live_pods(deployment_) == 1
         assert len(client.listed) == 2, "the watch is started once"
+        await cache.stop()
+
+    asyncio.run(scenario())
+
+
+def listed_cluster(deployment_status: dict[str, Any]) -> Listed:
+    """One namespace holding one Deployment of the operator's, with this status, and nothing
+    else."""
+    made = {"apiVersion": "apps/v1", "kind": "Deployment", "status": deployment_status,
+            "metadata": {"name": "connector-orders", "namespace": "team-a", "uid": "u-dep",
+                         "resourceVersion": "4", "generation": 1}}  # fmt: skip
+    empty: dict[str, list[dict[str, Any]]] = {
+        f"{base}/namespaces/team-a/{plural}": []
+        for base, plural in (
+            ("/apis/dataspace.dev/v1alpha1", "connectors"), ("/api/v1", "services"),
+            ("/api/v1", "secrets"), ("/apis/apps/v1", "replicasets"), ("/api/v1", "pods"),
+        )
+    }  # fmt: skip
+    return Listed({**empty, "/apis/apps/v1/namespaces/team-a/deployments": [made]})
+
+
+@pytest.mark.parametrize(
+    ("status", "pods_watched"),
+    [
+        ({"observedGeneration": 1, "replicas": 1, "terminatingReplicas": 0}, False),
+        ({"observedGeneration": 1, "replicas": 1}, True),
+        ({}, False),  # not reported on yet: it has made no pod
+    ],
+)
+def test_the_start_lists_the_pods_first_where_a_deployment_does_not_count_them(
+    status: dict[str, Any], pods_watched: bool
+) -> None:
+    """Primed so, no pass after a restart finds the pods of a Stopped Connector not counted."""
+    from connector_operator.cache import Cache  # noqa: PLC0415
+
+    client = listed_cluster(status)
+    cache = Cache(client, ("team-a",), lambda _: None, lambda _: None)
+
+    async def scenario() -> None:
+        await asyncio.wait_for(cache.start(), 5)
+        pods = [i for i in cache.informers if i.path.endswith(("/pods", "/replicasets"))]
+        assert len(pods) == (2 if pods_watched else 0)
+        assert all(i.synced.is_set() for i in pods), "listed before the start returns"
         await cache.stop()
 
     asyncio.run(scenario())

@@ -693,6 +693,8 @@ def test_pods_not_counted_by_the_deployment_are_not_known_from_it() -> None:
     assert reported_pods(older) is None
     assert decide(stored(SG), "stop", H, Observed(older, None)).phase == SG
     assert decide(stored(SG), "stop", H, Observed(older, 0)).phase == SD
+    # Stopped already: none of its versions asks for a pod, so it stays Stopped meanwhile.
+    assert decide(stored(SD), "stop", H, Observed(older, None)).phase == SD
     # One its controller has not reported on has made no pod, whatever the cluster; none, none.
     assert reported_pods(deployment(H, observed_generation=0, terminating=None)) == 0
     assert reported_pods(None) == 0
@@ -1225,7 +1227,7 @@ def every_deployment() -> Iterator[DeploymentState]:
     failures and configurations in every combination."""
     failure = ("ProgressDeadlineExceeded", STUCK_MESSAGE)
     for hash_, spec, count, updated, available, seen, failed, ending in itertools.product(
-        (H, OLD), (0, 1), (0, 1, 2), (0, 1), (0, 1, 2), (1, 2), (None, failure), (None, 0, 1)
+        (H, OLD), (0, 1), (0, 1, 2), (0, 1), (0, 1, 2), (0, 1, 2), (None, failure), (None, 0, 1)
     ):
         yield deployment(
             hash_, spec_replicas=spec, replicas=count, updated=updated, available=available,

@@ -29,7 +29,8 @@
 # ReplicaSets and pods are only counted (metadata and phase), to know when a stop has
 # finished (a pod counts when its ReplicaSet belongs to the Connector's Deployment), and
 # only on a cluster whose Deployments do not count their terminating pods (before Kubernetes
-# 1.35): elsewhere the operator never lists or watches them.
+# 1.35): elsewhere the operator never lists or watches them. Keep them: it finds out which
+# kind of cluster it runs on only from the Deployments it reads.
 - apiGroups: [apps]
   resources: [replicasets]
   verbs: [list, watch]
