@@ -326,42 +326,39 @@ def secret_manifest(name: str, data: dict[str, str]) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def api_server_with(cluster: Cluster, *flags: str) -> Iterator[None]:
+def api_server_with(cluster: Cluster, *flags: str) -> contextlib.AbstractContextManager[None]:
     """The local API server restarted with `flags` after its own (the last of a repeated
     flag wins), and restarted with its own alone afterwards."""
-    plane = cluster.plane
-    assert plane is not None, "restarts the local control plane's API server"
-    saved = plane.extra_args.get("kube-apiserver")
-    plane.extra_args["kube-apiserver"] = [*(saved or []), *flags]
-    plane.restart_apiserver()
-    try:
-        yield
-    finally:
-        if saved is None:
-            plane.extra_args.pop("kube-apiserver", None)
-        else:
-            plane.extra_args["kube-apiserver"] = saved
-        plane.restart_apiserver()
+    return _restarted_with(cluster, "kube-apiserver", flags)
+
+
+def controller_manager_with(
+    cluster: Cluster, *flags: str
+) -> contextlib.AbstractContextManager[None]:
+    """The local controller manager restarted with `flags` after its own, and restarted with
+    its own alone afterwards."""
+    return _restarted_with(cluster, "kube-controller-manager", flags)
 
 
 @contextlib.contextmanager
-def controller_manager_with(cluster: Cluster, *flags: str) -> Iterator[None]:
-    """The local controller manager restarted with `flags` after its own, and restarted with
-    its own alone afterwards."""
+def _restarted_with(cluster: Cluster, component: str, flags: tuple[str, ...]) -> Iterator[None]:
     plane = cluster.plane
-    assert plane is not None, "restarts the local control plane's controller manager"
-    saved = plane.extra_args.get("kube-controller-manager")
-    plane.extra_args["kube-controller-manager"] = [*(saved or []), *flags]
-    plane.restart_controller_manager()
+    assert plane is not None, f"restarts the local control plane's {component}"
+    restart = {
+        "kube-apiserver": plane.restart_apiserver,
+        "kube-controller-manager": plane.restart_controller_manager,
+    }[component]
+    saved = plane.extra_args.get(component)
+    plane.extra_args[component] = [*(saved or []), *flags]
+    restart()
     try:
         yield
     finally:
         if saved is None:
-            plane.extra_args.pop("kube-controller-manager", None)
+            plane.extra_args.pop(component, None)
         else:
-            plane.extra_args["kube-controller-manager"] = saved
-        plane.restart_controller_manager()
+            plane.extra_args[component] = saved
+        restart()
 
 
 HOLD = "dataspace.dev/test-hold"  # a finalizer that keeps a pod Terminating
